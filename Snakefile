@@ -1,0 +1,16 @@
+# serflow: speech-emotion recognition from handcrafted features.
+# Run: snakemake --cores 16   (config: config/config.yaml, documented in config/README.md)
+
+
+configfile: "config/config.yaml"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/data.smk"
+include: "workflow/rules/features.smk"
+
+
+rule all:
+    default_target: True
+    input:
+        all_outputs(),

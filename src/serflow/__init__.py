@@ -1,0 +1,3 @@
+"""serflow: speech-emotion recognition from handcrafted features, as a Snakemake workflow."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,91 @@
+"""Reading audio: decode, mix to mono, resample, and probe files for the manifest."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import soxr
+
+
+class AudioError(Exception):
+    """A file that cannot be used, with the path and a specific reason."""
+
+    def __init__(self, path, reason: str):
+        self.path = str(path)
+        self.reason = reason
+        super().__init__(f"{self.path}: {reason}")
+
+
+@dataclass(frozen=True)
+class AudioInfo:
+    """What the manifest records about one decodable file."""
+
+    duration_s: float
+    sample_rate: int
+    channels: int
+    checksum: str
+
+
+def checksum_bytes(data: bytes) -> str:
+    """Content checksum used as the feature-cache key (BLAKE2b, 128 bit, hex)."""
+    return hashlib.blake2b(data, digest_size=16).hexdigest()
+
+
+def _decode(data: bytes, path) -> tuple[np.ndarray, int]:
+    if not data:
+        raise AudioError(path, "empty file (0 bytes)")
+    try:
+        y, sr = sf.read(io.BytesIO(data), dtype="float32", always_2d=True)
+    except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as err:
+        raise AudioError(path, f"cannot decode audio ({err})") from None
+    if y.shape[0] == 0:
+        raise AudioError(path, "no audio samples")
+    if not np.isfinite(y).all():
+        raise AudioError(path, "audio contains NaN or infinite samples")
+    return y, int(sr)
+
+
+def _read_bytes(path) -> bytes:
+    try:
+        return Path(path).read_bytes()
+    except FileNotFoundError:
+        raise AudioError(path, "file not found") from None
+    except OSError as err:
+        raise AudioError(path, f"cannot read file ({err.strerror})") from None
+
+
+def probe_audio(path, min_samples: int = 1, target_rate: int | None = None) -> AudioInfo:
+    """Decode ``path`` fully and describe it, or raise AudioError with the reason.
+
+    ``min_samples`` is the shortest usable length in samples at ``target_rate``
+    (the analysis rate); shorter files are rejected.
+    """
+    data = _read_bytes(path)
+    y, sr = _decode(data, path)
+    n = y.shape[0] if target_rate is None else int(round(y.shape[0] * target_rate / sr))
+    if n < min_samples:
+        rate = sr if target_rate is None else target_rate
+        raise AudioError(
+            path,
+            f"shorter than one analysis frame ({n} samples at {rate} Hz < {min_samples})",
+        )
+    return AudioInfo(
+        duration_s=y.shape[0] / sr,
+        sample_rate=sr,
+        channels=y.shape[1],
+        checksum=checksum_bytes(data),
+    )
+
+
+def load_audio(path, sample_rate: int) -> np.ndarray:
+    """Decode ``path``, mix to mono and resample to ``sample_rate`` (float32)."""
+    y, sr = _decode(_read_bytes(path), path)
+    y = y.mean(axis=1, dtype=np.float32) if y.shape[1] > 1 else y[:, 0]
+    if sr != sample_rate:
+        y = soxr.resample(y, sr, sample_rate, quality="HQ")
+    return np.ascontiguousarray(y, dtype=np.float32)

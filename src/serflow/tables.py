@@ -1,0 +1,99 @@
+"""Parquet tables: shard outputs, merged feature tables and the rejected-files list.
+
+pandas is imported only where needed: extraction jobs write shards without it.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from importlib.metadata import PackageNotFoundError, version
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+META_KEY = b"serflow"
+ID_COLUMNS = ("id", "label", "speaker", "split")
+_PACKAGES = ("serflow", "librosa", "numpy", "scipy", "soundfile", "soxr", "pandas", "pyarrow")
+
+
+def package_versions(names=_PACKAGES) -> dict:
+    """Installed versions of the packages that shape the features."""
+    out = {}
+    for name in names:
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            out[name] = None
+    return out
+
+
+def read_metadata(path) -> dict:
+    """The serflow metadata stored in a Parquet file's schema."""
+    meta = pq.read_schema(path).metadata or {}
+    return json.loads(meta.get(META_KEY, b"{}"))
+
+
+def write_shard(path, ids, matrix, errors, names, stats, params) -> None:
+    """Write a shard's features (float32), per-clip errors and stats as Parquet."""
+    columns = {"id": pa.array(list(ids), pa.string()), "error": pa.array(errors, pa.string())}
+    for j, name in enumerate(names):
+        columns[name] = pa.array(matrix[:, j], pa.float32())
+    meta = {"stats": asdict(stats), "params": params.to_dict(), "cache_key": params.cache_key()}
+    table = pa.table(columns).replace_schema_metadata({META_KEY: json.dumps(meta, sort_keys=True)})
+    pq.write_table(table, path)
+
+
+def merge_feature_table(manifest_path, shard_paths, columns, metadata: dict) -> pa.Table:
+    """One row per successfully extracted clip (manifest order), selected float32 columns.
+
+    ``metadata`` (feature set, extractor parameters, ...) is stored in the schema
+    together with package versions.
+    """
+    import pandas as pd
+
+    manifest = pd.read_parquet(manifest_path, columns=list(ID_COLUMNS))
+    parts = []
+    for path in shard_paths:
+        part = pq.read_table(path, columns=["id", "error", *columns])
+        mask = pc.is_null(part["error"])
+        parts.append(part.filter(mask).drop(["error"]))
+    feats = pa.concat_tables(parts) if parts else pa.table({"id": pa.array([], pa.string())})
+    order = pd.Index(feats["id"].to_pylist())
+    keep = manifest[manifest["id"].isin(order)].reset_index(drop=True)
+    take = order.get_indexer(keep["id"])
+    feats = feats.take(pa.array(take, pa.int64()))
+    out = {c: pa.array(keep[c].astype(object).where(keep[c].notna(), None), pa.string()) for c in ID_COLUMNS}
+    for c in columns:
+        out[c] = feats[c]
+    table = pa.table(out)
+    bad = [c for c in columns if not np.isfinite(table[c].to_numpy(zero_copy_only=False)).all()]
+    if bad:
+        raise ValueError(f"non-finite values in feature column(s): {', '.join(bad[:5])}")
+    meta = {**metadata, "versions": package_versions(), "n_rows": table.num_rows}
+    return table.replace_schema_metadata({META_KEY: json.dumps(meta, sort_keys=True)})
+
+
+def collect_rejected(manifest_path, manifest_rejected, shard_paths):
+    """Rejected files of the manifest stage plus clips whose extraction failed (a DataFrame)."""
+    import pandas as pd
+
+    paths = pd.read_parquet(manifest_path, columns=["id", "path"]).set_index("id")["path"]
+    frames = [manifest_rejected]
+    for shard in shard_paths:
+        part = pq.read_table(shard, columns=["id", "error"]).to_pandas()
+        part = part[part["error"].notna()]
+        if len(part):
+            frames.append(
+                pd.DataFrame(
+                    {
+                        "id": part["id"],
+                        "path": part["id"].map(paths),
+                        "stage": "features",
+                        "reason": part["error"],
+                    }
+                )
+            )
+    return pd.concat(frames, ignore_index=True)

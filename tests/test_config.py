@@ -1,0 +1,44 @@
+"""The shipped configs validate against the schema; bad ones are refused with the key named."""
+
+import copy
+
+import pytest
+import yaml
+from conftest import REPO
+from snakemake.exceptions import WorkflowError
+from snakemake.utils import validate
+
+SCHEMA = str(REPO / "workflow" / "schemas" / "config.schema.yaml")
+CONFIGS = sorted((REPO / "config").rglob("*.yaml"))
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.name)
+def test_shipped_configs_validate(path):
+    config = yaml.safe_load(path.read_text())
+    validate(config, SCHEMA)
+    assert config["extraction"]["on_bad_file"] == "reject"  # defaults were filled in
+    assert config["cache_dir"] == "results/cache"
+
+
+def test_examples_cover_every_adapter():
+    adapters = {d["adapter"] for p in CONFIGS for d in yaml.safe_load(p.read_text())["datasets"]}
+    assert adapters == {"demo", "emodb", "csv", "competition", "folders"}
+
+
+@pytest.mark.parametrize(
+    "change, named",
+    [
+        (lambda c: c.update(cache_dri="x"), "cache_dri"),
+        (lambda c: c["datasets"][0].update(adapter="kaggle"), "kaggle"),
+        (lambda c: c["datasets"][0].update(nme="x"), "nme"),
+        (lambda c: c.update(features={"hop_length": 0}), "hop_length"),
+        (lambda c: c.update(features={"functionals": ["mean", "median"]}), "median"),
+        (lambda c: c.update(extraction={"shards": 0}), "shards"),
+        (lambda c: c.update(datasets=[{"name": "e", "adapter": "emodb"}]), "root"),
+    ],
+)
+def test_bad_values_name_the_key(change, named):
+    config = copy.deepcopy(yaml.safe_load((REPO / "config" / "config.yaml").read_text()))
+    change(config)
+    with pytest.raises(WorkflowError, match=named):
+        validate(config, SCHEMA)

@@ -1,0 +1,171 @@
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import tone, write_wav
+
+from serflow.manifest import (
+    ManifestError,
+    build_manifest,
+    read_entries,
+    read_table,
+    shard_of,
+    source_files,
+    write_shards,
+)
+
+
+def _wavs(root, names, sr=16000):
+    for name in names:
+        write_wav(root / name, tone(150 + 10 * len(name), 0.5, sr=sr), sr=sr)
+
+
+def test_emodb_names(tmp_path):
+    _wavs(tmp_path, ["03a01Fa.wav", "16b10Wc.wav", "readme.wav"])
+    entries = {e.id: e for e in read_entries({"name": "e", "adapter": "emodb", "root": str(tmp_path)})}
+    assert (entries["03a01Fa"].label, entries["03a01Fa"].speaker) == ("happiness", "03")
+    assert (entries["16b10Wc"].label, entries["16b10Wc"].speaker) == ("anger", "16")
+    assert "SSTTTEV" in entries["readme"].error
+
+
+def test_csv_adapter_resolves_relative_paths_and_sniffs_separator(tmp_path):
+    _wavs(tmp_path / "audio", ["a.wav", "b.wav", "c.wav"])
+    table = tmp_path / "meta" / "list.csv"
+    table.parent.mkdir()
+    table.write_text(
+        "\ufefffile;emo;who;part\n../audio/a.wav;joy;s1;train\n../audio/b.wav;sad;s2;\n../audio/c.wav;;s2;test\n",
+        encoding="utf-8",
+    )
+    cfg = {
+        "name": "c",
+        "adapter": "csv",
+        "table": str(table),
+        "path_column": "file",
+        "label_column": "emo",
+        "speaker_column": "who",
+        "split_column": "part",
+    }
+    entries = read_entries(cfg)
+    assert [e.id for e in entries] == ["../audio/a", "../audio/b", "../audio/c"]
+    assert [e.split for e in entries] == ["train", "train", "test"]
+    assert [e.label for e in entries] == ["joy", "sad", None]
+    assert entries[0].path == str(tmp_path / "audio" / "a.wav")
+    assert len(source_files(entries)) == 3
+
+
+def test_csv_table_errors_name_file_and_line(tmp_path):
+    table = tmp_path / "t.csv"
+    table.write_text("path,label\na.wav,x\n")
+    with pytest.raises(ManifestError, match="missing column.*'file'"):
+        read_entries({"name": "c", "adapter": "csv", "table": str(table), "path_column": "file"})
+    table.write_text("path,label,split\na.wav,x,dev\n")
+    with pytest.raises(ManifestError, match=r"t.csv, line 2: split 'dev'"):
+        read_entries({"name": "c", "adapter": "csv", "table": str(table)})
+    table.write_text("path,label\na.wav,x\nsub/../a.wav,y\n")
+    with pytest.raises(ManifestError, match="duplicate id 'a'"):
+        read_entries({"name": "c", "adapter": "csv", "table": str(table)})
+
+
+def test_competition_seed003_layout(tmp_path):
+    _wavs(tmp_path / "train", ["TRAIN_0000.wav", "TRAIN_0001.wav"])
+    _wavs(tmp_path / "test", ["TEST_0000.wav"])
+    (tmp_path / "train.csv").write_text(
+        "id,path,label\nTRAIN_0000,./train/TRAIN_0000.wav,0\nTRAIN_0001,./train/TRAIN_0001.wav,5\n"
+    )
+    (tmp_path / "test.csv").write_text("id,path\nTEST_0000,./test/TEST_0000.wav\n")
+    entries = read_entries({"name": "d", "adapter": "competition", "root": str(tmp_path)})
+    assert [(e.id, e.label, e.split) for e in entries] == [
+        ("TRAIN_0000", "0", "train"),
+        ("TRAIN_0001", "5", "train"),
+        ("TEST_0000", None, "test"),
+    ]
+    assert entries[2].path == str(tmp_path / "test" / "TEST_0000.wav")
+
+
+def test_competition_seed000_layout(tmp_path):
+    _wavs(tmp_path / "train_data" / "train_data", ["001.wav", "002.wav"])
+    _wavs(tmp_path / "test_data" / "test_data", ["101.wav"])
+    (tmp_path / "train.csv").write_text("file_name,emotion\n001.wav,angry\n002.wav,sad\n")
+    (tmp_path / "test.csv").write_text("file_name\n101.wav\n")
+    cfg = {
+        "name": "k",
+        "adapter": "competition",
+        "root": str(tmp_path),
+        "id_column": "file_name",
+        "path_column": "file_name",
+        "label_column": "emotion",
+        "train_audio_dir": "train_data/train_data",
+        "test_audio_dir": "test_data/test_data",
+    }
+    entries = read_entries(cfg)
+    assert [(e.id, e.label, e.split) for e in entries] == [
+        ("001.wav", "angry", "train"),
+        ("002.wav", "sad", "train"),
+        ("101.wav", None, "test"),
+    ]
+    assert all(e.error is None for e in entries) and len(source_files(entries)) == 3
+
+
+def test_folders_adapter_and_label_map(tmp_path):
+    _wavs(tmp_path / "amazement", ["s1_a.wav"])
+    _wavs(tmp_path / "nostalgia", ["s2_b.wav"])
+    _wavs(tmp_path / "weird", ["s1_c.wav"])
+    _wavs(tmp_path / "joy", ["s3_d.wav"])
+    cfg = {
+        "name": "f",
+        "adapter": "folders",
+        "root": str(tmp_path),
+        "speaker_pattern": r"^(?P<speaker>s\d)_",
+        "label_map": {"amazement": "joy", "nostalgia": "sadness"},
+    }
+    entries = {e.id: e for e in read_entries(cfg)}
+    assert (entries["amazement/s1_a"].label, entries["amazement/s1_a"].speaker) == ("joy", "s1")
+    assert entries["nostalgia/s2_b"].label == "sadness"
+    assert entries["joy/s3_d"].label == "joy" and entries["joy/s3_d"].error is None
+    assert entries["weird/s1_c"].error == "label 'weird' not in label_map"
+
+
+def test_build_manifest_rejects_with_reasons(tmp_path):
+    _wavs(tmp_path / "ok", ["a.wav"])
+    write_wav(tmp_path / "ok" / "b.wav", tone(200, 1.0, sr=44100), sr=44100)
+    (tmp_path / "ok" / "empty.wav").write_bytes(b"")
+    write_wav(tmp_path / "ok" / "short.wav", np.zeros(200, np.float32))
+    (tmp_path / "t.csv").write_text(
+        "path,label,speaker\nok/a.wav,x,s1\nok/b.wav,y,s2\nok/empty.wav,x,s1\nok/short.wav,x,s1\nok/gone.wav,x,s1\n"
+    )
+    entries = read_entries({"name": "m", "adapter": "csv", "table": str(tmp_path / "t.csv")})
+    manifest, rejected = build_manifest(entries, min_samples=512, sample_rate=16000)
+    assert list(manifest["id"]) == ["ok/a", "ok/b"]
+    assert list(manifest.columns) == [
+        "id", "path", "label", "speaker", "split", "duration_s", "sample_rate", "channels", "checksum",
+    ]  # fmt: skip
+    assert manifest.loc[1, "sample_rate"] == 44100 and manifest.loc[1, "duration_s"] == pytest.approx(1.0)
+    reasons = dict(zip(rejected["id"], rejected["reason"]))
+    assert reasons["ok/empty"] == "empty file (0 bytes)"
+    assert reasons["ok/short"].startswith("shorter than one analysis frame")
+    assert reasons["ok/gone"] == "file not found"
+    with pytest.raises(ManifestError, match="empty.wav: empty file"):
+        build_manifest(entries, min_samples=512, sample_rate=16000, on_bad_file="fail")
+
+
+def test_shards_are_stable_when_files_are_added(tmp_path):
+    ids = [f"clip{i:04d}" for i in range(200)]
+    before = {i: shard_of(i, 4) for i in ids}
+    assert set(before.values()) == {0, 1, 2, 3}
+    assert all(shard_of(i, 4) == k for i, k in before.items())
+    manifest = pd.DataFrame({"id": ids, "path": ids, "checksum": ids})
+    paths = [tmp_path / f"{k}.tsv" for k in range(4)]
+    write_shards(manifest, paths)
+    first = [p.read_text() for p in paths]
+    write_shards(
+        pd.concat([manifest, pd.DataFrame({"id": ["new"], "path": ["new"], "checksum": ["x"]})]), paths
+    )
+    changed = [k for k, p in enumerate(paths) if p.read_text() != first[k]]
+    assert changed == [shard_of("new", 4)]
+    assert sum(len(pd.read_csv(p, sep="\t")) for p in paths) == 201
+
+
+def test_read_table_rejects_ragged_rows(tmp_path):
+    path = tmp_path / "t.csv"
+    path.write_text("path,label\na.wav,x,extra\n")
+    with pytest.raises(ManifestError, match="line 2: wrong number of fields"):
+        read_table(path)

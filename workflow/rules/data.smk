@@ -1,0 +1,33 @@
+rule demo_corpus:
+    output:
+        directory("results/{dataset}/corpus"),
+    log:
+        "logs/{dataset}/demo_corpus.log",
+    conda:
+        "../envs/serflow.yaml"
+    params:
+        dataset=dataset_config,
+    script:
+        "../scripts/demo_corpus.py"
+
+
+checkpoint manifest:
+    input:
+        manifest_inputs,
+    output:
+        manifest="results/{dataset}/manifest.parquet",
+        rejected="results/{dataset}/manifest_rejected.csv",
+        shards=expand("results/{{dataset}}/shards/{shard}.tsv", shard=SHARDS),
+    log:
+        "logs/{dataset}/manifest.log",
+    benchmark:
+        "benchmarks/{dataset}/manifest.tsv"
+    conda:
+        "../envs/serflow.yaml"
+    params:
+        dataset=dataset_config,
+        min_samples=FEATURES.min_samples,
+        sample_rate=FEATURES.sample_rate,
+        on_bad_file=on_bad_file,
+    script:
+        "../scripts/manifest.py"

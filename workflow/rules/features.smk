@@ -1,0 +1,52 @@
+rule extract_features:
+    input:
+        "results/{dataset}/shards/{shard}.tsv",
+    output:
+        "results/{dataset}/features/shards/{shard}.parquet",
+    log:
+        "logs/{dataset}/extract/{shard}.log",
+    benchmark:
+        "benchmarks/{dataset}/extract/{shard}.tsv"
+    conda:
+        "../envs/serflow.yaml"
+    threads: 1
+    params:
+        features=FEATURES.to_dict(),
+        cache_dir=config["cache_dir"],
+        on_bad_file=on_bad_file,
+    script:
+        "../scripts/extract_features.py"
+
+
+rule feature_table:
+    input:
+        manifest="results/{dataset}/manifest.parquet",
+        shards=shard_features,
+    output:
+        "results/{dataset}/features/{feature_set}.parquet",
+    log:
+        "logs/{dataset}/feature_table/{feature_set}.log",
+    benchmark:
+        "benchmarks/{dataset}/feature_table/{feature_set}.tsv"
+    conda:
+        "../envs/serflow.yaml"
+    params:
+        groups=lambda wc: list(FEATURE_GROUPS[wc.feature_set]),
+        features=FEATURES.to_dict(),
+    script:
+        "../scripts/feature_table.py"
+
+
+rule rejected:
+    input:
+        manifest="results/{dataset}/manifest.parquet",
+        rejected="results/{dataset}/manifest_rejected.csv",
+        shards=shard_features,
+    output:
+        "results/{dataset}/rejected.csv",
+    log:
+        "logs/{dataset}/rejected.log",
+    conda:
+        "../envs/serflow.yaml"
+    script:
+        "../scripts/rejected.py"

@@ -1,0 +1,19 @@
+from serflow.runtime import start_job
+
+log = start_job(snakemake.log[0], snakemake.threads)
+
+from serflow.manifest import build_manifest, read_entries, write_shards
+
+entries = read_entries(snakemake.params.dataset)
+manifest, rejected = build_manifest(
+    entries,
+    min_samples=snakemake.params.min_samples,
+    sample_rate=snakemake.params.sample_rate,
+    on_bad_file=snakemake.params.on_bad_file,
+)
+manifest.to_parquet(snakemake.output.manifest, index=False)
+rejected.to_csv(snakemake.output.rejected, index=False)
+write_shards(manifest, snakemake.output.shards)
+log.info("%d clips in the manifest, %d rejected", len(manifest), len(rejected))
+for row in rejected.itertuples():
+    log.warning("rejected %s: %s", row.path, row.reason)
