@@ -1,8 +1,18 @@
+import warnings
+
 import numpy as np
 import pytest
+from sklearn.metrics import balanced_accuracy_score
 
-from serflow.evaluation import bootstrap_interval, cross_val_predict_proba, make_folds, score
-from serflow.models import ESTIMATORS, make_pipeline
+from serflow.evaluation import (
+    bootstrap_accuracy_uar,
+    bootstrap_interval,
+    cross_val_predict_proba,
+    make_folds,
+    resolve_protocol,
+    score,
+)
+from serflow.models import ESTIMATORS, chosen_params, fit_model, inner_folds, make_pipeline
 
 
 def blobs(n_per=20, n_classes=3, n_speakers=4, seed=0):
@@ -44,8 +54,8 @@ def test_every_model_cross_validates_deterministically(kind):
     params = {"hidden_layer_sizes": (16,), "max_iter": 2000} if kind == "mlp" else {}
     if kind in ("random_forest", "xgboost"):
         params["n_estimators"] = 20
-    proba, fold_of = cross_val_predict_proba(make_pipeline(kind, params), x, y, folds, 3)
-    again, _ = cross_val_predict_proba(make_pipeline(kind, params), x, y, folds, 3)
+    proba, fold_of, _ = cross_val_predict_proba(make_pipeline(kind, params), x, y, folds, 3)
+    again, _, _ = cross_val_predict_proba(make_pipeline(kind, params), x, y, folds, 3)
     np.testing.assert_array_equal(proba, again)
     assert (fold_of >= 0).all() and np.allclose(proba.sum(axis=1), 1.0)
     uar = score(y, proba.argmax(axis=1), ["a", "b", "c"], n_boot=50)["uar"]
@@ -71,3 +81,80 @@ def test_score_values_and_intervals():
     assert bootstrap_interval(y, pred, lambda a, b: np.mean(a == b), 100, seed=1) == bootstrap_interval(
         y, pred, lambda a, b: np.mean(a == b), 100, seed=1
     )
+
+
+def test_protocols_auto_random_and_dataset_split():
+    _, y, groups = blobs()
+    assert resolve_protocol("auto", groups) == "loso"
+    assert resolve_protocol("auto", None) == "stratified_kfold"
+    assert resolve_protocol("auto", [*groups[:-1], None]) == "stratified_kfold"
+    assert resolve_protocol("group_kfold", groups) == "group_kfold"
+    [(train, test)] = make_folds(y, None, "random_split", test_size=0.25, random_state=42)
+    assert len(test) == 15 and not set(train) & set(test) and len(train) + len(test) == len(y)
+    again = make_folds(y, None, "random_split", test_size=0.25, random_state=42)[0][1]
+    assert again.tolist() == test.tolist()
+    assert make_folds(y, None, "random_split", test_size=0.25, random_state=7)[0][1].tolist() != test.tolist()
+    splits = np.where(np.arange(len(y)) % 5 == 0, "test", "train")
+    [(train, test)] = make_folds(y, None, "dataset_split", splits=splits)
+    assert set(splits[test]) == {"test"} and set(splits[train]) == {"train"}
+    with pytest.raises(ValueError, match="both the train and the test"):
+        make_folds(y, None, "dataset_split", splits=np.full(len(y), "train"))
+    with pytest.raises(ValueError, match="speaker of every clip"):
+        make_folds(y, [None] * len(y), "loso")
+
+
+def test_vectorised_bootstrap_matches_scikit_learn_per_resample():
+    rng = np.random.default_rng(5)
+    y = rng.integers(0, 4, 60)
+    pred = np.where(rng.random(60) < 0.6, y, rng.integers(0, 4, 60))
+    acc, uar = bootstrap_accuracy_uar(y, pred, 4, n_boot=50, seed=3)
+    idx = np.random.default_rng(3).integers(0, 60, (50, 60))  # the same draws
+    for b in range(50):
+        assert acc[b] == pytest.approx(np.mean(y[idx[b]] == pred[idx[b]]))
+        with warnings.catch_warnings():  # a resample may lack a predicted class
+            warnings.simplefilter("ignore", UserWarning)
+            assert uar[b] == pytest.approx(balanced_accuracy_score(y[idx[b]], pred[idx[b]]))
+
+
+def test_inner_search_is_grouped_and_scaler_sees_training_fold_only():
+    x, y, groups = blobs(n_per=24, n_speakers=6)
+    x[groups == "s0"] += 50.0
+    folds = make_folds(y, groups, "loso")
+    for train, _ in folds[:2]:
+        for itr, ite in inner_folds(y[train], groups[train], 3):
+            assert not set(groups[train][itr]) & set(groups[train][ite])
+
+    def fit(xs, ys, gs):
+        return fit_model("logreg", xs, ys, gs, grid={"C": [0.01, 1.0]}, inner_splits=3)
+
+    _, _, fitted = cross_val_predict_proba(fit, x, y, folds, 3, groups)
+    for (train, _), model in zip(folds, fitted):
+        np.testing.assert_allclose(model.best_estimator_.named_steps["scale"].mean_, x[train].mean(axis=0))
+        assert chosen_params(model, "logreg")["C"] in (0.01, 1.0)
+        assert all(len(set(groups[train][te]) & set(groups[train][tr])) == 0 for tr, te in model.cv)
+
+
+def test_class_weight_and_missing_classes_in_a_training_fold():
+    x, y, groups = blobs()
+    keep = ~((y == 2) & (groups == "s0")) & ~((y == 2) & (groups != "s1"))  # class 2 only from s1
+    x, y, groups = x[keep], y[keep], groups[keep]
+    folds = make_folds(y, groups, "loso")
+    for kind in ("xgboost", "svc", "mlp"):
+        params = {"n_estimators": 10} if kind == "xgboost" else {"max_iter": 1000} if kind == "mlp" else {}
+        proba, _, _ = cross_val_predict_proba(
+            lambda xs, ys, gs, k=kind, p=params: fit_model(k, xs, ys, gs, params=p, class_weight="balanced"),
+            x,
+            y,
+            folds,
+            3,
+            groups,
+        )
+        held_out_s1 = groups == "s1"
+        assert np.all(proba[held_out_s1, 2] == 0)  # class 2 was absent from that training fold
+        assert np.allclose(proba.sum(axis=1), 1.0)
+    y_imb = np.where(np.arange(len(y)) < 6, 1, 0)
+    plain = fit_model("xgboost", x, y_imb, params={"n_estimators": 5})
+    weighted = fit_model("xgboost", x, y_imb, params={"n_estimators": 5}, class_weight="balanced")
+    assert weighted.predict_proba(x)[:, 1].mean() > plain.predict_proba(x)[:, 1].mean()
+    with pytest.raises(ValueError, match="takes no class_weight"):
+        fit_model("majority", x, y, class_weight="balanced")

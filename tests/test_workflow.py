@@ -12,7 +12,12 @@ from serflow.audio import checksum_bytes
 from serflow.features import FeatureParams, feature_names, select_columns
 from serflow.tables import read_metadata
 
-DEMO = {"datasets": [{"name": "demo", "adapter": "demo", "n_train": 40, "n_test": 8, "seed": 3}]}
+# One cheap run: these tests are about the data stages (models: test_models_workflow.py).
+MINIMAL_RUNS = [{"feature_sets": ["prosody"], "models": ["majority"]}]
+DEMO = {
+    "datasets": [{"name": "demo", "adapter": "demo", "n_train": 40, "n_test": 8, "seed": 3}],
+    "runs": MINIMAL_RUNS,
+}
 
 
 @pytest.fixture(scope="module")
@@ -114,6 +119,7 @@ def test_emodb_speakers_and_adding_one_file(emodb, tmp_path):
         "datasets": [{"name": "emodb3", "adapter": "emodb", "root": str(corpus)}],
         "feature_tables": ["prosody", "all"],
         "extraction": {"shards": 3},
+        "runs": MINIMAL_RUNS,
     }
     run_snakemake(tmp_path, config)
     manifest = pd.read_parquet(tmp_path / "results/emodb3/manifest.parquet")

@@ -8,52 +8,100 @@ import numpy as np
 from sklearn.base import clone
 from sklearn.metrics import (
     accuracy_score,
-    balanced_accuracy_score,
     confusion_matrix,
     f1_score,
     precision_recall_fscore_support,
 )
-from sklearn.model_selection import GroupKFold, LeaveOneGroupOut, StratifiedKFold
+from sklearn.model_selection import GroupKFold, LeaveOneGroupOut, StratifiedKFold, train_test_split
 
-PROTOCOLS = ("loso", "group_kfold", "stratified_kfold")
-SPEAKER_DEPENDENT = {"stratified_kfold"}
+PROTOCOLS = ("loso", "group_kfold", "stratified_kfold", "random_split", "dataset_split")
+SPEAKER_DEPENDENT = {"stratified_kfold", "random_split"}
 
 
-def make_folds(y, groups, protocol: str = "loso", n_splits: int = 5, random_state: int = 0):
+def resolve_protocol(protocol: str, groups) -> str:
+    """``auto`` means ``loso`` when every clip has a speaker (at least two), else ``stratified_kfold``."""
+    if protocol != "auto":
+        return protocol
+    known = groups is not None and all(g is not None and g == g and g != "" for g in groups)
+    return "loso" if known and len(set(groups)) >= 2 else "stratified_kfold"
+
+
+def make_folds(
+    y,
+    groups=None,
+    protocol: str = "loso",
+    n_splits: int = 5,
+    random_state: int = 0,
+    test_size: float = 0.2,
+    stratify: bool = False,
+    splits=None,
+):
     """(train indices, test indices) pairs for ``protocol``.
 
     ``loso`` and ``group_kfold`` keep each speaker on one side; ``stratified_kfold``
-    does not (speaker-dependent: it inflates scores on corpora where speakers repeat).
+    and ``random_split`` (one shuffled hold-out of ``test_size``, as
+    ``train_test_split``) do not: they are speaker-dependent and inflate scores on
+    corpora where speakers repeat. ``dataset_split`` uses the dataset's own
+    ``splits`` ("train" / "test" per clip).
     """
     y = np.asarray(y)
     x = np.zeros((len(y), 1))
+    if protocol in ("loso", "group_kfold"):
+        if groups is None or any(g is None or g != g or g == "" for g in groups):
+            raise ValueError(f"protocol {protocol!r} needs the speaker of every clip")
+        groups = np.asarray(groups)
     if protocol == "loso":
-        if groups is None or len(set(groups)) < 2:
+        if len(set(groups)) < 2:
             raise ValueError("leave-one-speaker-out needs at least two speakers")
         return list(LeaveOneGroupOut().split(x, y, groups))
     if protocol == "group_kfold":
-        if groups is None or len(set(groups)) < n_splits:
-            raise ValueError(f"group k-fold needs at least {n_splits} speakers")
+        if len(set(groups)) < n_splits:
+            raise ValueError(f"group k-fold needs at least {n_splits} speakers (found {len(set(groups))})")
         return list(GroupKFold(n_splits=n_splits).split(x, y, groups))
     if protocol == "stratified_kfold":
         return list(StratifiedKFold(n_splits=n_splits, shuffle=True, random_state=random_state).split(x, y))
-    raise ValueError(f"unknown protocol {protocol!r} (use one of {', '.join(PROTOCOLS)})")
+    if protocol == "random_split":
+        train, test = train_test_split(
+            np.arange(len(y)),
+            test_size=test_size,
+            random_state=random_state,
+            stratify=y if stratify else None,
+        )
+        return [(np.sort(train), np.sort(test))]
+    if protocol == "dataset_split":
+        splits = np.asarray(splits if splits is not None else [])
+        train, test = np.flatnonzero(splits == "train"), np.flatnonzero(splits == "test")
+        if len(train) == 0 or len(test) == 0:
+            raise ValueError(
+                "protocol 'dataset_split' needs labelled clips in both the train and the test split"
+            )
+        return [(train, test)]
+    raise ValueError(f"unknown protocol {protocol!r} (use one of auto, {', '.join(PROTOCOLS)})")
 
 
-def cross_val_predict_proba(pipeline, x, y, folds, n_classes: int):
-    """Out-of-fold class probabilities and fold numbers, refitting a clone per fold.
+def cross_val_predict_proba(estimator, x, y, folds, n_classes: int, groups=None):
+    """Out-of-fold class probabilities, fold numbers and the fitted model of each fold.
 
-    ``y`` holds integer codes 0..n_classes-1. Every statistic (scaling included) is
-    fitted on the training indices of a fold only.
+    ``y`` holds integer codes 0..n_classes-1. ``estimator`` is an unfitted
+    scikit-learn estimator (cloned per fold) or a callable ``(x, y, groups) -> fitted
+    model``. Every statistic (scaling, selection, search) is fitted on the training
+    indices of a fold only. A training fold that lacks some classes is re-coded to
+    0..k-1 for it, so every estimator sees contiguous codes.
     """
+    if callable(getattr(estimator, "fit", None)):
+        template = estimator
+        estimator = lambda xs, ys, gs: clone(template).fit(xs, ys)  # noqa: E731
+    groups = None if groups is None else np.asarray(groups)
     proba = np.zeros((len(y), n_classes))
     fold_of = np.full(len(y), -1)
+    fitted = []
     for k, (train, test) in enumerate(folds):
-        model = clone(pipeline).fit(x[train], y[train])
-        cols = model.classes_
-        proba[np.ix_(test, cols)] = model.predict_proba(x[test])
+        present, local = np.unique(y[train], return_inverse=True)
+        model = estimator(x[train], local, None if groups is None else groups[train])
+        proba[np.ix_(test, present)] = model.predict_proba(x[test])
         fold_of[test] = k
-    return proba, fold_of
+        fitted.append(model)
+    return proba, fold_of, fitted
 
 
 def bootstrap_interval(y_true, y_pred, metric, n_boot: int = 1000, seed: int = 0, level: float = 0.95):
@@ -66,6 +114,35 @@ def bootstrap_interval(y_true, y_pred, metric, n_boot: int = 1000, seed: int = 0
         for b in range(n_boot):
             idx = rng.integers(0, n, n)
             stats[b] = metric(y_true[idx], y_pred[idx])
+    return _interval(stats, level)
+
+
+def bootstrap_accuracy_uar(y_true, y_pred, n_classes: int, n_boot: int = 1000, seed: int = 0):
+    """Accuracy and UAR of ``n_boot`` seeded resamples of the files (vectorised; memory-bounded).
+
+    UAR of a resample averages the recall of the classes present in it, as
+    ``balanced_accuracy_score`` does.
+    """
+    y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
+    rng = np.random.default_rng(seed)
+    n = len(y_true)
+    correct = (y_true == y_pred).astype(float)
+    acc, uar = np.empty(n_boot), np.empty(n_boot)
+    batch = max(1, 2_000_000 // max(n, 1))
+    for start in range(0, n_boot, batch):
+        b = min(batch, n_boot - start)
+        idx = rng.integers(0, n, (b, n))
+        flat = (y_true[idx] + n_classes * np.arange(b)[:, None]).ravel()
+        hits = correct[idx]
+        total = np.bincount(flat, minlength=b * n_classes).reshape(b, n_classes)
+        right = np.bincount(flat, weights=hits.ravel(), minlength=b * n_classes).reshape(b, n_classes)
+        present = total > 0
+        acc[start : start + b] = hits.mean(axis=1)
+        uar[start : start + b] = (right / np.where(present, total, 1)).sum(axis=1) / present.sum(axis=1)
+    return acc, uar
+
+
+def _interval(stats, level: float = 0.95):
     alpha = (1 - level) / 2
     return float(np.quantile(stats, alpha)), float(np.quantile(stats, 1 - alpha))
 
@@ -75,15 +152,13 @@ def score(y_true, y_pred, labels, n_boot: int = 1000, seed: int = 0) -> dict:
     y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
     codes = np.arange(len(labels))
     prec, rec, f1, support = precision_recall_fscore_support(y_true, y_pred, labels=codes, zero_division=0)
-
-    def uar(a, b):
-        return balanced_accuracy_score(a, b) if len(np.unique(a)) > 1 else float(np.mean(a == b))
-
+    present = np.unique(y_true)
+    boot_acc, boot_uar = bootstrap_accuracy_uar(y_true, y_pred, len(labels), n_boot, seed)
     return {
         "accuracy": float(accuracy_score(y_true, y_pred)),
-        "accuracy_ci95": bootstrap_interval(y_true, y_pred, accuracy_score, n_boot, seed),
-        "uar": float(uar(y_true, y_pred)),
-        "uar_ci95": bootstrap_interval(y_true, y_pred, uar, n_boot, seed),
+        "accuracy_ci95": _interval(boot_acc),
+        "uar": float(np.mean(rec[present])),
+        "uar_ci95": _interval(boot_uar),
         "macro_f1": float(f1_score(y_true, y_pred, labels=codes, average="macro", zero_division=0)),
         "per_class": {
             label: {"precision": float(p), "recall": float(r), "f1": float(f), "support": int(s)}

@@ -17,16 +17,21 @@ import pyarrow.parquet as pq
 META_KEY = b"serflow"
 ID_COLUMNS = ("id", "label", "speaker", "split")
 _PACKAGES = ("serflow", "librosa", "numpy", "scipy", "soundfile", "soxr", "pandas", "pyarrow")
+# Distributions that install a package under another name (the CPU-only xgboost build).
+_ALIASES = {"xgboost": ("xgboost", "xgboost-cpu")}
 
 
 def package_versions(names=_PACKAGES) -> dict:
-    """Installed versions of the packages that shape the features."""
+    """Installed versions of the packages that shape the features (None when absent)."""
     out = {}
     for name in names:
-        try:
-            out[name] = version(name)
-        except PackageNotFoundError:
-            out[name] = None
+        out[name] = None
+        for dist in _ALIASES.get(name, (name,)):
+            try:
+                out[name] = version(dist)
+                break
+            except PackageNotFoundError:
+                pass
     return out
 
 

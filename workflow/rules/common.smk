@@ -13,6 +13,8 @@ os.environ.update(
 
 from serflow.features import FEATURE_SETS, FeatureParams
 from serflow.manifest import ManifestError, read_entries, source_files
+from serflow.submission import sample_submission_path
+from serflow.training import EVALUATION_DEFAULTS
 
 min_version("9.0")
 
@@ -28,6 +30,11 @@ DATASETS = {d["name"]: d for d in config["datasets"]}
 if len(DATASETS) != len(config["datasets"]):
     raise ValueError("config key 'datasets': names must be unique")
 
+DATASET_EVALUATION = {
+    name: {**EVALUATION_DEFAULTS, **config["evaluation"], **ds.get("evaluation", {})}
+    for name, ds in DATASETS.items()
+}
+
 FEATURE_GROUPS = {**FEATURE_SETS, **config["feature_sets"]}
 for name in config["feature_tables"]:
     if name not in FEATURE_GROUPS:
@@ -35,6 +42,26 @@ for name in config["feature_tables"]:
             f"config key 'feature_tables': {name!r} is neither built in "
             f"({', '.join(FEATURE_SETS)}) nor defined in 'feature_sets'"
         )
+
+MODELS = config["models"]
+# Without 'runs': every model on these feature sets.
+_runs = config.get("runs") or [
+    {"feature_sets": ["prosody", "mfcc_deltas", "all"], "models": list(MODELS)}
+]
+RUNS = []  # (feature set, model) pairs, in config order
+for _block in _runs:
+    for _fs in _block["feature_sets"]:
+        if _fs not in FEATURE_GROUPS:
+            raise ValueError(f"config key 'runs': feature set {_fs!r} is not defined")
+        for _model in _block["models"]:
+            if _model not in MODELS:
+                raise ValueError(
+                    f"config key 'runs': model {_model!r} is not defined in 'models'"
+                )
+            if (_fs, _model) not in RUNS:
+                RUNS.append((_fs, _model))
+RUN_NAMES = [f"{fs}-{model}" for fs, model in RUNS]
+TABLES = list(dict.fromkeys([*config["feature_tables"], *(fs for fs, _ in RUNS)]))
 
 _shards = config["extraction"]["shards"]
 N_SHARDS = (os.cpu_count() or 1) if _shards == "auto" else int(_shards)
@@ -53,6 +80,7 @@ for _name, _ds in DATASETS.items():
 wildcard_constraints:
     dataset="|".join(DATASETS),
     feature_set="[A-Za-z0-9_-]+",
+    model="[A-Za-z0-9_]+",
     shard=r"\d{3}",
 
 
@@ -80,6 +108,71 @@ def manifest_inputs(wildcards):
     return tables + source_files(ENTRIES[wildcards.dataset])
 
 
+def has_test_clips(name):
+    """Whether a dataset lists unlabelled test clips (so it gets submissions)."""
+    ds = DATASETS[name]
+    if ds["adapter"] == "demo":
+        return ds.get("n_test", 24) > 0
+    return any(
+        e.split == "test" and e.label is None and e.error is None for e in ENTRIES[name]
+    )
+
+
+def model_config(wildcards):
+    """A model's settings that shape its results (threads do not)."""
+    m = MODELS[wildcards.model]
+    return {k: m.get(k) for k in ("kind", "params", "grid", "class_weight")}
+
+
+def model_threads(wildcards):
+    return MODELS[wildcards.model].get("threads", 1)
+
+
+def evaluation_config(wildcards):
+    return DATASET_EVALUATION[wildcards.dataset]
+
+
+def run_files(wildcards, name):
+    return expand(
+        "results/{dataset}/runs/{run}/{name}",
+        dataset=wildcards.dataset,
+        run=RUN_NAMES,
+        name=name,
+    )
+
+
+def sample_submission(wildcards):
+    path = sample_submission_path(DATASETS[wildcards.dataset])
+    return str(path) if path else None
+
+
+def submission_inputs(wildcards):
+    ds = DATASETS[wildcards.dataset]
+    if ds["adapter"] == "demo":  # the sample file lies in the generated corpus folder
+        sample = [f"results/{wildcards.dataset}/corpus"]
+    else:
+        sample = [p for p in [sample_submission(wildcards)] if p]
+    return {
+        "manifest": f"results/{wildcards.dataset}/manifest.parquet",
+        "metrics": run_files(wildcards, "metrics.json"),
+        "test": run_files(wildcards, "test_predictions.parquet"),
+        "sample": sample,
+    }
+
+
+def report_inputs(wildcards):
+    inputs = {}
+    for name in DATASETS:
+        inputs[f"{name}_manifest"] = f"results/{name}/manifest.parquet"
+        inputs[f"{name}_rejected"] = f"results/{name}/rejected.csv"
+        inputs[f"{name}_metrics"] = expand(
+            "results/{dataset}/runs/{run}/metrics.json", dataset=name, run=RUN_NAMES
+        )
+        if has_test_clips(name) and RUNS:
+            inputs[f"{name}_submissions"] = f"results/{name}/submissions.json"
+    return inputs
+
+
 def shard_features(wildcards):
     return expand(
         "results/{dataset}/features/shards/{shard}.parquet",
@@ -89,8 +182,12 @@ def shard_features(wildcards):
 
 
 def all_outputs():
-    return expand(
-        "results/{dataset}/features/{feature_set}.parquet",
-        dataset=DATASETS,
-        feature_set=config["feature_tables"],
-    ) + expand("results/{dataset}/rejected.csv", dataset=DATASETS)
+    return (
+        expand(
+            "results/{dataset}/features/{feature_set}.parquet",
+            dataset=DATASETS,
+            feature_set=TABLES,
+        )
+        + expand("results/{dataset}/rejected.csv", dataset=DATASETS)
+        + ["results/report.html"]
+    )

@@ -1,0 +1,136 @@
+"""Submission files: predictions for a dataset's unlabelled test clips, in the competition's format."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from serflow.manifest import demo_root
+
+METRICS = ("uar", "accuracy", "macro_f1")
+
+
+def sample_submission_path(cfg: dict, results: str = "results") -> Path | None:
+    """The dataset's sample submission file, if it names or ships one."""
+    if cfg["adapter"] == "demo":
+        return demo_root(cfg["name"], results) / "sample_submission.csv"
+    if cfg["adapter"] != "competition":
+        return None
+    root = Path(cfg["root"])
+    if "sample_submission" in cfg:
+        return root / cfg["sample_submission"]
+    default = root / "sample_submission.csv"
+    return default if default.exists() else None
+
+
+def label_coding(label_map: dict | None) -> dict:
+    """Workflow label -> competition label: the inverse of a renaming ``label_map``.
+
+    A map that merges labels cannot be inverted; labels are then written as mapped.
+    """
+    if not label_map:
+        return {}
+    inverse = {}
+    for old, new in label_map.items():
+        if str(new) in inverse:
+            return {}
+        inverse[str(new)] = str(old)
+    return inverse
+
+
+def make_submission(
+    test_predictions, sample=None, id_column=None, label_column=None, coding=None, fallback=None
+):
+    """A submission DataFrame and the ids that had no prediction.
+
+    With a ``sample`` submission (DataFrame of strings) its columns and row order are
+    kept and the label column is filled; ids without a prediction (rejected clips)
+    get ``fallback``. Without one: columns ``id_column``/``label_column`` (default
+    id/label), one row per prediction.
+    """
+    import pandas as pd
+
+    coding = coding or {}
+    pred = dict(zip(test_predictions["id"].astype(str), test_predictions["prediction"].astype(str)))
+    if sample is None:
+        out = pd.DataFrame(
+            {
+                id_column or "id": list(pred),
+                label_column or "label": [coding.get(p, p) for p in pred.values()],
+            }
+        )
+        return out, []
+    cols = list(sample.columns)
+    if len(cols) < 2:
+        raise ValueError(f"sample submission needs an id and a label column, found {cols}")
+    id_col = id_column if id_column in cols else cols[0]
+    label_col = label_column if label_column in cols and label_column != id_col else cols[-1]
+    if label_col == id_col:
+        label_col = next(c for c in cols if c != id_col)
+    out = sample.copy()
+    ids = out[id_col].astype(str).str.strip()
+    missing = [i for i in ids if i not in pred]
+    out[label_col] = [coding.get(pred[i], pred[i]) if i in pred else fallback for i in ids]
+    return out, missing
+
+
+def best_run(metrics: dict, metric: str = "uar") -> str:
+    """Name of the run with the highest ``metric`` (ties: the first in ``metrics`` order)."""
+    if metric not in METRICS:
+        raise ValueError(f"unknown metric {metric!r} (use one of {', '.join(METRICS)})")
+    if not metrics:
+        raise ValueError("no runs to choose from")
+    return max(metrics, key=lambda run: (metrics[run][metric], -list(metrics).index(run)))
+
+
+def write_submissions(
+    manifest_path,
+    runs: dict,
+    outputs: dict,
+    best_path,
+    summary_path,
+    dataset: dict,
+    sample_path=None,
+    metric: str = "uar",
+) -> dict:
+    """Write one submission per run, copy the best run's to ``best_path``, and a JSON summary.
+
+    ``runs``: run name -> (metrics.json, test_predictions.parquet); ``outputs``: run
+    name -> CSV path. Test ids without a prediction get the most frequent training
+    label (listed per run in the summary). Returns the summary.
+    """
+    import pandas as pd
+
+    manifest = pd.read_parquet(manifest_path, columns=["label"])
+    sample = pd.read_csv(sample_path, dtype=str, keep_default_na=False) if sample_path else None
+    coding = label_coding(dataset.get("label_map"))
+    labels = manifest["label"].dropna().astype(str)
+    fallback = (
+        labels.value_counts().sort_index(kind="stable").sort_values(ascending=False, kind="stable").index[0]
+    )
+    fallback = coding.get(fallback, fallback)
+    metrics = {}
+    summary = {
+        "metric": metric,
+        "sample_submission": str(sample_path) if sample_path else None,
+        "fallback_label": fallback,
+        "runs": {},
+    }
+    for run, (metrics_path, test_path) in runs.items():
+        with open(metrics_path, encoding="utf-8") as f:
+            metrics[run] = json.load(f)
+        sub, missing = make_submission(
+            pd.read_parquet(test_path),
+            sample,
+            dataset.get("id_column"),
+            dataset.get("label_column"),
+            coding,
+            fallback,
+        )
+        sub.to_csv(outputs[run], index=False)
+        summary["runs"][run] = {"path": str(outputs[run]), "rows": len(sub), "missing": missing}
+    best = best_run(metrics, metric)
+    Path(best_path).write_bytes(Path(outputs[best]).read_bytes())
+    summary.update(best=best, best_path=str(best_path), best_score=metrics[best][metric])
+    Path(summary_path).write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    return summary

@@ -1,0 +1,208 @@
+"""One run (a feature set × a model): cross-validated evaluation, then a final refit.
+
+Pure functions over a feature table (``serflow.tables`` layout: id, label, speaker,
+split, then float features); the workflow's ``train`` rule only calls these.
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+
+import numpy as np
+
+from serflow.evaluation import SPEAKER_DEPENDENT, cross_val_predict_proba, make_folds, resolve_protocol, score
+from serflow.models import chosen_params, fit_model
+from serflow.tables import ID_COLUMNS, package_versions
+
+EVALUATION_DEFAULTS = {
+    "protocol": "auto",
+    "n_splits": 5,
+    "inner_splits": 3,
+    "test_size": 0.2,
+    "stratify": False,
+    "n_bootstrap": 1000,
+    "random_state": 0,
+    "metric": "uar",
+}
+MODEL_PACKAGES = ("serflow", "scikit-learn", "xgboost", "numpy", "scipy", "pandas")
+
+
+def load_table(path):
+    """(feature table as a DataFrame, feature column names) from a Parquet feature table."""
+    import pandas as pd
+
+    table = pd.read_parquet(path)
+    return table, [c for c in table.columns if c not in ID_COLUMNS]
+
+
+def _model_kwargs(model: dict) -> dict:
+    return {
+        "params": model.get("params") or {},
+        "grid": model.get("grid") or {},
+        "class_weight": model.get("class_weight"),
+    }
+
+
+def _speakers(table):
+    s = table["speaker"]
+    return None if s.isna().any() else s.astype(str).to_numpy()
+
+
+def evaluate_run(table, columns, model: dict, evaluation: dict | None = None, threads: int = 1):
+    """Out-of-fold predictions (DataFrame) and metrics (dict) of ``model`` on the labelled clips.
+
+    ``model``: {"kind", "params", "grid", "class_weight"}; ``evaluation``: see
+    ``EVALUATION_DEFAULTS``. Scaling, class weights and the grid search are fitted
+    inside each training fold.
+    """
+    import pandas as pd
+
+    ev = {**EVALUATION_DEFAULTS, **(evaluation or {})}
+    labelled = table[table["label"].notna()].reset_index(drop=True)
+    labels = sorted(labelled["label"].astype(str).unique())
+    if len(labels) < 2:
+        raise ValueError(f"need at least two labels to train, found {labels}")
+    y = labelled["label"].astype(str).map({lab: i for i, lab in enumerate(labels)}).to_numpy()
+    x = labelled[columns].to_numpy(dtype=np.float64)
+    groups = _speakers(labelled)
+    protocol = resolve_protocol(ev["protocol"], groups)
+    folds = make_folds(
+        y,
+        groups,
+        protocol,
+        n_splits=ev["n_splits"],
+        random_state=ev["random_state"],
+        test_size=ev["test_size"],
+        stratify=ev["stratify"],
+        splits=labelled["split"].astype(str).to_numpy(),
+    )
+    kw = _model_kwargs(model)
+
+    def fit(xs, ys, gs):
+        return fit_model(
+            model["kind"],
+            xs,
+            ys,
+            gs,
+            threads=threads,
+            random_state=ev["random_state"],
+            inner_splits=ev["inner_splits"],
+            **kw,
+        )
+
+    proba, fold_of, fitted = cross_val_predict_proba(fit, x, y, folds, len(labels), groups)
+    tested = fold_of >= 0
+    pred = proba.argmax(axis=1)
+
+    predictions = pd.DataFrame(
+        {
+            "id": labelled["id"].astype(str),
+            "speaker": labelled["speaker"],
+            "label": labelled["label"].astype(str),
+            "fold": fold_of,
+            "prediction": [labels[i] for i in pred],
+        }
+    )
+    for i, lab in enumerate(labels):
+        predictions[f"proba_{lab}"] = proba[:, i]
+    predictions = predictions[tested].reset_index(drop=True)
+
+    metrics = {
+        "protocol": protocol,
+        "speaker_independent": protocol not in SPEAKER_DEPENDENT,
+        "n_folds": len(folds),
+        "n_clips": int(tested.sum()),
+        "n_features": len(columns),
+        "n_speakers": None if groups is None else len(set(groups)),
+        **score(y[tested], pred[tested], labels, n_boot=ev["n_bootstrap"], seed=ev["random_state"]),
+        "per_speaker": _per_speaker(y[tested], pred[tested], None if groups is None else groups[tested]),
+        "folds": [
+            {
+                "fold": k,
+                "n_train": len(train),
+                "n_test": len(test),
+                "test_speakers": None if groups is None else sorted(set(groups[test])),
+                "params": chosen_params(m, model["kind"]),
+            }
+            for k, ((train, test), m) in enumerate(zip(folds, fitted))
+        ],
+        "model": {"kind": model["kind"], **kw},
+        "evaluation": ev,
+    }
+    return predictions, metrics
+
+
+def _per_speaker(y, pred, groups) -> dict:
+    if groups is None:
+        return {}
+    from sklearn.metrics import balanced_accuracy_score
+
+    out = {}
+    for spk in sorted(set(groups)):
+        m = groups == spk
+        with warnings.catch_warnings():  # a speaker's clips need not cover every predicted class
+            warnings.simplefilter("ignore", UserWarning)
+            uar = float(balanced_accuracy_score(y[m], pred[m])) if len(set(y[m])) > 1 else None
+        out[spk] = {"n": int(m.sum()), "accuracy": float(np.mean(y[m] == pred[m])), "uar": uar}
+    return out
+
+
+def fit_final(table, columns, model: dict, evaluation: dict | None = None, threads: int = 1, info=None):
+    """Refit ``model`` on all labelled training clips; return (bundle, test predictions).
+
+    The bundle (saved with joblib) holds the fitted model, the feature names, the
+    label coding and package versions; test predictions cover the unlabelled clips.
+    With the ``dataset_split`` protocol only the train split is used for the refit.
+    """
+    ev = {**EVALUATION_DEFAULTS, **(evaluation or {})}
+    train = table[table["label"].notna()]
+    if resolve_protocol(ev["protocol"], _speakers(train)) == "dataset_split":
+        train = train[train["split"] == "train"]
+    labels = sorted(train["label"].astype(str).unique())
+    y = train["label"].astype(str).map({lab: i for i, lab in enumerate(labels)}).to_numpy()
+    fitted = fit_model(
+        model["kind"],
+        train[columns].to_numpy(dtype=np.float64),
+        y,
+        _speakers(train),
+        threads=threads,
+        random_state=ev["random_state"],
+        inner_splits=ev["inner_splits"],
+        **_model_kwargs(model),
+    )
+    bundle = {
+        "model": fitted,
+        "labels": labels,
+        "feature_names": list(columns),
+        "kind": model["kind"],
+        "chosen_params": chosen_params(fitted, model["kind"]),
+        "versions": package_versions(MODEL_PACKAGES),
+        **(info or {}),
+    }
+    unlabelled = table[table["label"].isna()]
+    return bundle, predict(bundle, unlabelled)
+
+
+def predict(bundle: dict, table):
+    """Predicted labels and class probabilities of a saved model for a feature table's rows."""
+    import pandas as pd
+
+    missing = [c for c in bundle["feature_names"] if c not in table.columns]
+    if missing:
+        raise ValueError(f"feature table lacks {len(missing)} column(s) the model needs, e.g. {missing[:3]}")
+    out = pd.DataFrame({"id": table["id"].astype(str).to_numpy()})
+    labels = bundle["labels"]
+    if len(table):
+        proba = bundle["model"].predict_proba(table[bundle["feature_names"]].to_numpy(dtype=np.float64))
+    else:
+        proba = np.zeros((0, len(labels)))
+    out["prediction"] = [labels[i] for i in proba.argmax(axis=1)] if len(table) else []
+    for i, lab in enumerate(labels):
+        out[f"proba_{lab}"] = proba[:, i]
+    return out
+
+
+def dumps_metrics(metrics: dict) -> str:
+    """Stable JSON text of a metrics dict (same metrics, same bytes)."""
+    return json.dumps(metrics, indent=2, ensure_ascii=False) + "\n"

@@ -1,0 +1,139 @@
+"""Unit tests: one run on a feature table, submissions in a competition's format, the report."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from serflow.report import render_report, run_rows, summarise_dataset
+from serflow.submission import best_run, label_coding, make_submission, write_submissions
+from serflow.training import dumps_metrics, evaluate_run, fit_final, predict
+
+
+def feature_table(n_per=12, speakers=("a", "b", "c"), labels=("calm", "loud"), n_test=4, seed=0):
+    rng = np.random.default_rng(seed)
+    rows = []
+    for spk_i, spk in enumerate(speakers):
+        for lab_i, lab in enumerate(labels):
+            for k in range(n_per // len(labels)):
+                rows.append((f"{spk}_{lab}_{k}", lab, spk, "train", lab_i * 2.0 + spk_i * 0.5))
+    for k in range(n_test):
+        rows.append((f"test_{k}", None, speakers[0], "test", (k % 2) * 2.0))
+    table = pd.DataFrame(rows, columns=["id", "label", "speaker", "split", "centre"])
+    for j in range(4):
+        table[f"f{j}"] = (table["centre"] + rng.normal(scale=0.7, size=len(table))).astype("float32")
+    return table.drop(columns="centre"), [f"f{j}" for j in range(4)]
+
+
+def test_evaluate_run_loso_metrics_and_predictions():
+    table, cols = feature_table()
+    model = {"kind": "logreg", "params": {"C": 1.0}, "grid": {"C": [0.1, 10.0]}, "class_weight": "balanced"}
+    predictions, metrics = evaluate_run(table, cols, model, {"n_bootstrap": 100})
+    assert metrics["protocol"] == "loso" and metrics["speaker_independent"] is True
+    assert metrics["n_folds"] == 3 and metrics["n_clips"] == 36 and metrics["n_features"] == 4
+    assert len(predictions) == 36 and not predictions["id"].str.startswith("test").any()
+    for fold in metrics["folds"]:
+        assert len(fold["test_speakers"]) == 1 and fold["params"]["C"] in (0.1, 10.0)
+        assert set(predictions.loc[predictions.fold == fold["fold"], "speaker"]) == set(fold["test_speakers"])
+    assert metrics["uar"] > 0.8 and set(metrics["per_speaker"]) == {"a", "b", "c"}
+    assert np.allclose(predictions[["proba_calm", "proba_loud"]].sum(axis=1), 1.0)
+    again = evaluate_run(table, cols, model, {"n_bootstrap": 100})[1]
+    assert dumps_metrics(again) == dumps_metrics(metrics)
+
+
+def test_speaker_dependent_protocols_are_labelled():
+    table, cols = feature_table()
+    for protocol in ("stratified_kfold", "random_split"):
+        _, metrics = evaluate_run(table, cols, {"kind": "svc"}, {"protocol": protocol, "n_bootstrap": 50})
+        assert metrics["protocol"] == protocol and metrics["speaker_independent"] is False
+    no_speakers = table.assign(speaker=None)
+    _, metrics = evaluate_run(no_speakers, cols, {"kind": "svc"}, {"n_bootstrap": 50})
+    assert metrics["protocol"] == "stratified_kfold" and metrics["n_speakers"] is None
+    with pytest.raises(ValueError, match="speaker of every clip"):
+        evaluate_run(no_speakers, cols, {"kind": "svc"}, {"protocol": "loso"})
+
+
+def test_final_model_predicts_the_unlabelled_clips():
+    table, cols = feature_table()
+    bundle, test = fit_final(table, cols, {"kind": "svc", "params": {"C": 1.0}}, info={"feature_set": "toy"})
+    assert bundle["labels"] == ["calm", "loud"] and bundle["feature_names"] == cols
+    assert bundle["versions"]["scikit-learn"] and bundle["feature_set"] == "toy"
+    assert test["id"].tolist() == [f"test_{k}" for k in range(4)]
+    assert test["prediction"].tolist() == ["calm", "loud", "calm", "loud"]
+    with pytest.raises(ValueError, match="lacks 1 column"):
+        predict(bundle, table.drop(columns="f2"))
+
+
+def test_submission_keeps_sample_format_and_competition_coding():
+    sample = pd.DataFrame(
+        {"id": ["t3", "t1", "t2", "gone"], "label": ["0", "0", "0", "0"], "extra": list("wxyz")}
+    )
+    preds = pd.DataFrame({"id": ["t1", "t2", "t3"], "prediction": ["angry", "sad", "fear"]})
+    coding = label_coding({"0": "angry", "1": "fear", "2": "sad"})
+    sub, missing = make_submission(preds, sample, "id", "label", coding, fallback="0")
+    assert list(sub.columns) == ["id", "label", "extra"] and sub["id"].tolist() == ["t3", "t1", "t2", "gone"]
+    assert sub["label"].tolist() == ["1", "0", "2", "0"] and missing == ["gone"]
+    assert label_coding({"a": "x", "b": "x"}) == {}  # merging maps cannot be inverted
+    plain, missing = make_submission(preds, None, "file_name", "emotion")
+    assert list(plain.columns) == ["file_name", "emotion"] and len(plain) == 3 and not missing
+    runs = {"a-svc": {"uar": 0.5}, "b-svc": {"uar": 0.7}, "c-svc": {"uar": 0.7}}
+    assert best_run(runs) == "b-svc"
+
+
+def test_write_submissions_copies_the_best_run(tmp_path):
+    manifest = pd.DataFrame({"label": ["x", "y", "y", None]})
+    manifest.to_parquet(tmp_path / "manifest.parquet")
+    runs, outputs = {}, {}
+    for run, uar, pred in (("p-svc", 0.4, "x"), ("p-rf", 0.6, "y")):
+        (tmp_path / f"{run}.json").write_text(json.dumps({"uar": uar}))
+        pd.DataFrame({"id": ["t0"], "prediction": [pred]}).to_parquet(tmp_path / f"{run}.parquet")
+        runs[run] = (tmp_path / f"{run}.json", tmp_path / f"{run}.parquet")
+        outputs[run] = tmp_path / f"{run}.csv"
+    pd.DataFrame({"id": ["t0", "t9"], "label": ["", ""]}).to_csv(tmp_path / "sample.csv", index=False)
+    summary = write_submissions(
+        tmp_path / "manifest.parquet",
+        runs,
+        outputs,
+        tmp_path / "best.csv",
+        tmp_path / "summary.json",
+        {"name": "d"},
+        tmp_path / "sample.csv",
+    )
+    assert summary["best"] == "p-rf" and summary["fallback_label"] == "y"
+    assert (tmp_path / "best.csv").read_text() == "id,label\nt0,y\nt9,y\n"
+    assert summary["runs"]["p-svc"]["missing"] == ["t9"]
+
+
+def test_report_escapes_data_and_names_every_run():
+    evil = "<script>alert(1)</script>"
+    manifest = pd.DataFrame(
+        {
+            "id": ["1", "2", "3"],
+            "label": [evil, "calm", None],
+            "speaker": ["s&1", "s2", None],
+            "duration_s": [1.0, 2.0, 1.5],
+            "sample_rate": [16000, 16000, 16000],
+        }
+    )
+    rejected = pd.DataFrame({"id": ["4"], "path": ["a <b>.wav"], "stage": ["manifest"], "reason": ["empty"]})
+    table, cols = feature_table()
+    _, metrics = evaluate_run(table, cols, {"kind": "logreg"}, {"n_bootstrap": 20})
+    metrics["labels"] = [evil, "calm"]
+    html = render_report(
+        [
+            {
+                "name": "toy",
+                "summary": summarise_dataset(manifest, rejected),
+                "metric": "uar",
+                "runs": run_rows({"all-logreg": metrics}, "all-logreg"),
+                "best": "all-logreg",
+                "labels": metrics["labels"],
+                "confusion": [[{"count": 1, "share": 1.0}, {"count": 0, "share": 0.0}]] * 2,
+                "submissions": [],
+            }
+        ]
+    )
+    assert evil not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    assert "a &lt;b&gt;.wav" in html and "s&amp;1" in html and "all-logreg" in html
+    assert "<script src" not in html and "<link" not in html and "http" not in html

@@ -1,0 +1,40 @@
+rule train:
+    input:
+        "results/{dataset}/features/{feature_set}.parquet",
+    output:
+        predictions="results/{dataset}/runs/{feature_set}-{model}/predictions.parquet",
+        metrics="results/{dataset}/runs/{feature_set}-{model}/metrics.json",
+        model="results/{dataset}/runs/{feature_set}-{model}/model.joblib",
+        test="results/{dataset}/runs/{feature_set}-{model}/test_predictions.parquet",
+    log:
+        "logs/{dataset}/train/{feature_set}-{model}.log",
+    benchmark:
+        "benchmarks/{dataset}/train/{feature_set}-{model}.tsv"
+    conda:
+        "../envs/serflow.yaml"
+    threads: model_threads
+    params:
+        model=model_config,
+        evaluation=evaluation_config,
+    script:
+        "../scripts/train.py"
+
+
+rule submissions:
+    input:
+        unpack(submission_inputs),
+    output:
+        files=expand("results/{{dataset}}/submissions/{run}.csv", run=RUN_NAMES),
+        best="results/{dataset}/submission.csv",
+        summary="results/{dataset}/submissions.json",
+    log:
+        "logs/{dataset}/submissions.log",
+    conda:
+        "../envs/serflow.yaml"
+    params:
+        runs=RUN_NAMES,
+        dataset=dataset_config,
+        sample=sample_submission,
+        metric=lambda wc: evaluation_config(wc)["metric"],
+    script:
+        "../scripts/submissions.py"

@@ -1,0 +1,26 @@
+from serflow.runtime import start_job
+
+log = start_job(snakemake.log[0], snakemake.threads)
+
+from serflow.submission import write_submissions
+
+runs = snakemake.params.runs
+summary = write_submissions(
+    snakemake.input.manifest,
+    {run: paths for run, paths in zip(runs, zip(snakemake.input.metrics, snakemake.input.test))},
+    dict(zip(runs, snakemake.output.files)),
+    snakemake.output.best,
+    snakemake.output.summary,
+    snakemake.params.dataset,
+    snakemake.params.sample,
+    snakemake.params.metric,
+)
+for run, info in summary["runs"].items():
+    if info["missing"]:
+        log.warning(
+            "%s: %d test id(s) without a prediction got %r",
+            run,
+            len(info["missing"]),
+            summary["fallback_label"],
+        )
+log.info("best run by %s: %s (%.3f)", summary["metric"], summary["best"], summary["best_score"])
