@@ -146,6 +146,11 @@ def main() -> None:
         ("stage: training, wall (s)", round(t_train, 2), f"{len(runs)} train jobs"),
         ("stage: training, CPU (s)", round(cpu_train, 2), "all processes incl. Snakemake"),
         ("stage: report (s)", round(t_report, 2), ""),
+        (
+            "report size (MB)",
+            round((workdir / "results/report.html").stat().st_size / 2**20, 2),
+            "target < 10",
+        ),
         ("no-op rerun (s)", round(t_noop, 2), "target < 10"),
     ]
     if not args.skip_baselines:

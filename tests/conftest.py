@@ -27,6 +27,19 @@ def emodb() -> Path:
     return EMODB
 
 
+@pytest.fixture(scope="session")
+def browser():
+    """A headless Chromium WebDriver (Chromium installed with apt-get when missing), or a skip."""
+    from browser import ensure_chromium, start_driver
+
+    reason = ensure_chromium()
+    if reason:
+        pytest.skip(reason)
+    driver = start_driver()
+    yield driver
+    driver.quit()
+
+
 def emodb_subset(emodb: Path, dest: Path, speakers=("03", "08", "09")) -> Path:
     """Copy the clips of a few EmoDB speakers into ``dest`` (a temporary folder)."""
     dest.mkdir(parents=True, exist_ok=True)

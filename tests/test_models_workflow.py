@@ -2,7 +2,6 @@
 
 import json
 
-import numpy as np
 import pandas as pd
 import pytest
 from conftest import job_counts, run_snakemake
@@ -147,25 +146,3 @@ def test_competition_with_integer_labels_and_own_split(tmp_path):
     sub = pd.read_csv(tmp_path / "results/comp/submission.csv", dtype=str)
     assert set(sub["label"]) <= set(codes.values())  # written back in the competition's integer coding
     assert "speaker-dependent" in (tmp_path / "results/report.html").read_text()
-
-
-@pytest.mark.emodb
-def test_emodb_three_speakers_loso(emodb, tmp_path):
-    from conftest import emodb_subset
-
-    corpus = emodb_subset(emodb, tmp_path / "corpus", speakers=("03", "10", "15"))
-    config = {
-        "datasets": [{"name": "emodb3", "adapter": "emodb", "root": str(corpus)}],
-        "feature_tables": ["all"],
-        "models": {"svc": MODELS["svc"], "majority": MODELS["majority"]},
-        "runs": [{"feature_sets": ["all"], "models": ["svc", "majority"]}],
-    }
-    run_snakemake(tmp_path, config)
-    svc = read_metrics(tmp_path, "all-svc", "emodb3")
-    assert svc["protocol"] == "loso" and svc["n_folds"] == 3 and len(svc["labels"]) == 7
-    assert [f["test_speakers"] for f in svc["folds"]] == [["03"], ["10"], ["15"]]
-    assert svc["uar"] > 0.4 > read_metrics(tmp_path, "all-majority", "emodb3")["uar"]
-    assert not (tmp_path / "results/emodb3/submission.csv").exists()  # no test split, no submission
-    html = (tmp_path / "results/report.html").read_text()
-    assert "all-svc" in html and "all-majority" in html
-    assert np.isclose(sum(sum(r) for r in svc["confusion_matrix"]), svc["n_clips"])

@@ -6,9 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from serflow.report import render_report, run_rows, summarise_dataset
+from serflow.report import dataset_section, render_report
 from serflow.submission import best_run, label_coding, make_submission, write_submissions
-from serflow.training import dumps_metrics, evaluate_run, fit_final, predict
+from serflow.training import dumps_metrics, evaluate_run, fit_final, importance_table, predict
 
 
 def feature_table(n_per=12, speakers=("a", "b", "c"), labels=("calm", "loud"), n_test=4, seed=0):
@@ -105,35 +105,49 @@ def test_write_submissions_copies_the_best_run(tmp_path):
     assert summary["runs"]["p-svc"]["missing"] == ["t9"]
 
 
-def test_report_escapes_data_and_names_every_run():
+def test_report_section_from_workflow_files(tmp_path):
+    """dataset_section reads the workflow's outputs; the page escapes every data string."""
+    from conftest import tone, write_wav
+
     evil = "<script>alert(1)</script>"
+    wavs = [write_wav(tmp_path / f"{i}.wav", tone(150.0 + 50 * i)) for i in range(3)]
     manifest = pd.DataFrame(
         {
             "id": ["1", "2", "3"],
+            "path": [str(w) for w in wavs],
             "label": [evil, "calm", None],
             "speaker": ["s&1", "s2", None],
-            "duration_s": [1.0, 2.0, 1.5],
+            "split": ["train", "train", "test"],
+            "duration_s": [1.0, 1.0, 1.0],
             "sample_rate": [16000, 16000, 16000],
+            "channels": [1, 1, 1],
+            "checksum": ["a", "b", "c"],
         }
     )
-    rejected = pd.DataFrame({"id": ["4"], "path": ["a <b>.wav"], "stage": ["manifest"], "reason": ["empty"]})
+    manifest.to_parquet(tmp_path / "manifest.parquet")
+    pd.DataFrame({"id": ["4"], "path": ["a <b>.wav"], "stage": ["manifest"], "reason": ["empty"]}).to_csv(
+        tmp_path / "rejected.csv", index=False
+    )
     table, cols = feature_table()
     _, metrics = evaluate_run(table, cols, {"kind": "logreg"}, {"n_bootstrap": 20})
     metrics["labels"] = [evil, "calm"]
-    html = render_report(
-        [
-            {
-                "name": "toy",
-                "summary": summarise_dataset(manifest, rejected),
-                "metric": "uar",
-                "runs": run_rows({"all-logreg": metrics}, "all-logreg"),
-                "best": "all-logreg",
-                "labels": metrics["labels"],
-                "confusion": [[{"count": 1, "share": 1.0}, {"count": 0, "share": 0.0}]] * 2,
-                "submissions": [],
-            }
-        ]
-    )
-    assert evil not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    (tmp_path / "m.json").write_text(dumps_metrics(metrics))
+    bundle, _ = fit_final(table, cols, {"kind": "logreg"})
+    importance_table(bundle).to_csv(tmp_path / "imp.csv", index=False)
+    paths = {
+        "manifest": tmp_path / "manifest.parquet",
+        "rejected": tmp_path / "rejected.csv",
+        "metrics": [tmp_path / "m.json"],
+        "importance": [tmp_path / "imp.csv"],
+        "tables": [tmp_path / "features" / "all.parquet"],
+    }
+    section = dataset_section("toy", paths, ["all-logreg"], tmp_path / "report.html", label_map={"x": evil})
+    assert section["best"] == "all-logreg" and section["summary"]["n_unlabelled"] == 1
+    assert [e["label"] for e in section["examples"]] == sorted([evil, "calm"])
+    assert section["details"][0]["importance_type"] == "mean |coefficient|"
+    assert section["provenance"]["tables"][0]["href"] == "features/all.parquet"
+    html = render_report([section], {"config": f"label: {evil}", "versions": {"numpy": "2"}, "extractor": {}})
+    assert evil not in html and html.count("&lt;script&gt;alert(1)&lt;/script&gt;") >= 5
     assert "a &lt;b&gt;.wav" in html and "s&amp;1" in html and "all-logreg" in html
     assert "<script src" not in html and "<link" not in html and "http" not in html
+    assert html.count("data:audio/wav;base64,") == 2 and "data:image/png;base64," in html

@@ -128,3 +128,31 @@ def chosen_params(model, kind: str) -> dict:
     best = getattr(model, "best_params_", None) or {}
     prefix = param_prefix(kind)
     return {k[len(prefix) :]: (list(v) if isinstance(v, tuple) else v) for k, v in best.items()}
+
+
+def feature_importance(model, kind: str, feature_names) -> tuple[str, np.ndarray] | None:
+    """(what the values mean, one value per feature) of a fitted model, or None.
+
+    Trees: XGBoost gain, random-forest mean decrease in impurity. Linear models
+    (logreg, linear-kernel svc): mean |coefficient| over classes, on standardised
+    features. Other models have none.
+    """
+    est = getattr(model, "best_estimator_", model)
+    est = est.named_steps["model"] if hasattr(est, "named_steps") else est
+    if kind == "xgboost":
+        kind_name, values = "gain", est.feature_importances_
+    elif kind == "random_forest":
+        kind_name, values = "mean decrease in impurity", est.feature_importances_
+    elif kind == "logreg":
+        kind_name, values = "mean |coefficient|", np.abs(est.coef_).mean(axis=0)
+    elif kind == "svc" and est.calibrated_classifiers_[0].estimator.kernel == "linear":
+        kind_name, values = (
+            "mean |coefficient|",
+            np.abs(est.calibrated_classifiers_[0].estimator.coef_).mean(axis=0),
+        )
+    else:
+        return None
+    values = np.asarray(values, dtype=float)
+    if values.shape != (len(feature_names),):
+        return None
+    return kind_name, values

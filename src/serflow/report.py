@@ -1,13 +1,17 @@
 """results/report.html: one self-contained page comparing every run of every dataset.
 
-Data are gathered into plain dicts (``summarise_dataset``, ``run_rows``) and rendered
-with a Jinja2 template that escapes every string; no external resources.
+Each section is gathered into plain dicts by a function here and rendered by the
+Jinja2 template ``templates/report.html.j2``, which escapes every string. Figures are
+embedded PNG data URIs (``serflow.plots``); nothing is fetched at view time.
 """
 
 from __future__ import annotations
 
+import csv
+import hashlib
 import json
 import os
+from pathlib import Path
 
 import jinja2
 import numpy as np
@@ -15,33 +19,55 @@ import numpy as np
 from serflow.evaluation import SPEAKER_DEPENDENT
 
 
-def summarise_dataset(manifest, rejected) -> dict:
-    """Clips per label and per speaker, durations and rejected files of one dataset."""
+def summarise_dataset(manifest, rejected, label_map=None, plots: bool = True) -> dict:
+    """Clips per label and per speaker, durations, formats, label merges and rejected files."""
+    from serflow import plots as figs
+
     labelled = manifest[manifest["label"].notna()]
     speakers = manifest["speaker"].fillna("(unknown)").astype(str)
     durations = manifest["duration_s"].to_numpy(dtype=float)
-    return {
+    per_label = labelled["label"].astype(str).value_counts().sort_index().to_dict()
+    per_speaker = speakers.value_counts().sort_index().to_dict()
+    summary = {
         "n_clips": len(manifest),
         "n_labelled": len(labelled),
         "n_unlabelled": int(manifest["label"].isna().sum()),
-        "per_label": labelled["label"].astype(str).value_counts().sort_index().to_dict(),
-        "per_speaker": speakers.value_counts().sort_index().to_dict(),
+        "per_label": per_label,
+        "per_speaker": per_speaker,
         "duration": {
             "total_s": float(durations.sum()) if len(durations) else 0.0,
             "min_s": float(durations.min()) if len(durations) else 0.0,
             "mean_s": float(durations.mean()) if len(durations) else 0.0,
             "max_s": float(durations.max()) if len(durations) else 0.0,
         },
-        "sample_rates": sorted({int(v) for v in manifest["sample_rate"]}),
+        "sample_rates": _counts(manifest, "sample_rate"),
+        "channels": _counts(manifest, "channels"),
+        "label_map": {str(k): str(v) for k, v in (label_map or {}).items()},
         "rejected": [
             {"id": str(r.id), "path": str(r.path), "stage": str(r.stage), "reason": str(r.reason)}
             for r in rejected.itertuples()
         ],
+        "plots": {},
     }
+    if plots and len(manifest):
+        summary["plots"] = {
+            "per_label": figs.bar_chart(per_label, "Labelled clips per label", "label")
+            if per_label
+            else None,
+            "per_speaker": figs.bar_chart(per_speaker, "Clips per speaker", "speaker"),
+            "durations": figs.histogram(durations, "Clip durations", "seconds"),
+        }
+    return summary
 
 
-def run_rows(metrics: dict, best: str | None = None) -> list[dict]:
-    """One table row per run (``metrics``: run name -> metrics dict)."""
+def _counts(frame, column) -> dict:
+    if column not in frame:
+        return {}
+    return {str(k): int(v) for k, v in frame[column].value_counts().sort_index().items()}
+
+
+def run_rows(metrics: dict, best: str | None = None, fit_seconds: dict | None = None) -> list[dict]:
+    """One comparison-table row per run (``metrics``: run name -> metrics dict)."""
     rows = []
     for run, m in metrics.items():
         feature_set, model = run.rsplit("-", 1)
@@ -60,6 +86,7 @@ def run_rows(metrics: dict, best: str | None = None) -> list[dict]:
                 "accuracy": m["accuracy"],
                 "accuracy_ci95": m["accuracy_ci95"],
                 "macro_f1": m["macro_f1"],
+                "fit_s": (fit_seconds or {}).get(run),
                 "best": run == best,
             }
         )
@@ -67,23 +94,125 @@ def run_rows(metrics: dict, best: str | None = None) -> list[dict]:
 
 
 def confusion_cells(metrics: dict) -> list[list[dict]]:
-    """Confusion-matrix rows with counts and row-normalised shares (for shading)."""
+    """Confusion-matrix rows with counts and row-normalised shares."""
     cm = np.asarray(metrics["confusion_matrix"], dtype=float)
     totals = cm.sum(axis=1, keepdims=True)
     share = np.divide(cm, totals, out=np.zeros_like(cm), where=totals > 0)
     return [[{"count": int(c), "share": float(s)} for c, s in zip(row, srow)] for row, srow in zip(cm, share)]
 
 
-def render_report(datasets: list[dict], title: str = "serflow report") -> str:
-    """The report's HTML; ``datasets`` as returned by ``dataset_section``."""
-    env = jinja2.Environment(
-        loader=jinja2.PackageLoader("serflow", "templates"),
-        autoescape=True,
-        undefined=jinja2.StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-    )
-    return env.get_template("report.html.j2").render(title=title, datasets=datasets)
+def run_details(run: str, metrics: dict, importance=None, top: int = 15) -> dict:
+    """What the collapsible section of one run shows."""
+    imp = []
+    if importance is not None and len(importance):
+        head = importance.head(top)
+        imp = [{"feature": str(f), "value": float(v)} for f, v in zip(head["feature"], head["importance"])]
+    return {
+        "run": run,
+        "uar": metrics["uar"],
+        "protocol": metrics["protocol"],
+        "speaker_independent": metrics["protocol"] not in SPEAKER_DEPENDENT,
+        "labels": metrics["labels"],
+        "confusion": confusion_cells(metrics),
+        "per_class": metrics["per_class"],
+        "per_speaker": metrics.get("per_speaker") or {},
+        "folds": metrics["folds"],
+        "model": metrics["model"],
+        "importance": imp,
+        "importance_type": str(importance["type"].iloc[0]) if imp else None,
+    }
+
+
+def examples(manifest, sample_rate: int, max_seconds: float = 10.0) -> list[dict]:
+    """For each label, its first clip (by id): waveform and log-mel plot, and the audio."""
+    import pandas as pd
+
+    from serflow import plots as figs
+    from serflow.audio import AudioError, load_audio
+
+    out = []
+    labelled = manifest[manifest["label"].notna()].sort_values("id", kind="stable")
+    for label, group in labelled.groupby(labelled["label"].astype(str), sort=True):
+        row = group.iloc[0]
+        try:
+            y = load_audio(row["path"], sample_rate)
+        except AudioError:
+            continue
+        y = y[: int(max_seconds * sample_rate)]
+        out.append(
+            {
+                "label": label,
+                "id": str(row["id"]),
+                "speaker": None if pd.isna(row["speaker"]) else str(row["speaker"]),
+                "figure": figs.clip_figure(y, sample_rate, f"{label}: {row['id']}"),
+                "audio": figs.audio_data_uri(y, sample_rate, max_seconds),
+            }
+        )
+    return out
+
+
+def data_checksum(manifest) -> str:
+    """BLAKE2b of the sorted (id, file checksum, label) triples: the data a run saw."""
+    h = hashlib.blake2b(digest_size=16)
+    columns = [manifest[c].fillna("").astype(str) for c in ("id", "checksum", "label")]
+    rows = sorted(zip(*columns))
+    for row in rows:
+        h.update("\t".join(row).encode() + b"\n")
+    return h.hexdigest()
+
+
+def cache_stats(shard_paths) -> dict:
+    """Cache hits, computed and failed files and extraction seconds summed over shard outputs."""
+    from serflow.tables import read_metadata
+
+    total = {"cached": 0, "computed": 0, "failed": 0, "seconds": 0.0}
+    for path in shard_paths:
+        stats = read_metadata(path).get("stats", {})
+        for key in total:
+            total[key] += stats.get(key, 0)
+    total["seconds"] = round(total["seconds"], 2)
+    return total
+
+
+def rule_times(benchmark_dir) -> list[dict]:
+    """Per rule: jobs, total and longest wall seconds, peak memory, from Snakemake benchmark files."""
+    root = Path(benchmark_dir)
+    rules: dict[str, list] = {}
+    for path in sorted(root.rglob("*.tsv")) if root.is_dir() else []:
+        rule = path.parent.name if path.parent != root else path.stem
+        with open(path, newline="") as f:
+            for row in csv.DictReader(f, delimiter="\t"):
+                rules.setdefault(rule, []).append((float(row["s"]), _float(row.get("max_rss"))))
+    return [
+        {
+            "rule": rule,
+            "jobs": len(v),
+            "total_s": sum(s for s, _ in v),
+            "max_s": max(s for s, _ in v),
+            "max_rss_mb": max((m for _, m in v if m is not None), default=None),
+        }
+        for rule, v in rules.items()
+    ]
+
+
+def _float(value):
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def fit_seconds(benchmark_dir, runs) -> dict:
+    """Wall seconds of each run's train job (its benchmark file), where present."""
+    out = {}
+    for run in runs:
+        path = Path(benchmark_dir) / "train" / f"{run}.tsv"
+        if path.exists():
+            with open(path, newline="") as f:
+                rows = list(csv.DictReader(f, delimiter="\t"))
+            if rows:
+                out[run] = float(rows[-1]["s"])
+    return out
 
 
 def relative_link(path, report_path) -> str:
@@ -101,18 +230,36 @@ def read_metrics(paths: dict) -> dict:
 
 
 def dataset_section(
-    name, manifest_path, rejected_path, metrics_paths: dict, metric, report_path, submissions_path=None
-):
-    """Everything the report shows for one dataset, read from the workflow's outputs."""
+    name: str,
+    paths: dict,
+    runs: list[str],
+    report_path,
+    metric: str = "uar",
+    label_map=None,
+    sample_rate: int = 16000,
+    with_examples: bool = True,
+) -> dict:
+    """Everything the report shows for one dataset, read from the workflow's outputs.
+
+    ``paths``: manifest, rejected, metrics (list, one per run), importance (list),
+    shards (list), tables (feature set -> path), models (list), benchmarks (folder),
+    and optionally submissions (the submissions.json).
+    """
     import pandas as pd
 
     from serflow.submission import best_run
 
-    metrics = read_metrics(metrics_paths)
+    metrics = read_metrics(dict(zip(runs, paths["metrics"])))
     best = best_run(metrics, metric) if metrics else None
+    manifest = pd.read_parquet(paths["manifest"])
+    rejected = pd.read_csv(paths["rejected"], dtype=str, keep_default_na=False)
+    details = []
+    for run, imp_path in zip(runs, paths.get("importance", [None] * len(runs))):
+        importance = pd.read_csv(imp_path) if imp_path else None
+        details.append(run_details(run, metrics[run], importance))
     submissions = []
-    if submissions_path:
-        with open(submissions_path, encoding="utf-8") as f:
+    if paths.get("submissions"):
+        with open(paths["submissions"], encoding="utf-8") as f:
             summary = json.load(f)
         submissions.append(
             {
@@ -131,15 +278,45 @@ def dataset_section(
                     "missing": len(info["missing"]),
                 }
             )
+    bench = paths.get("benchmarks")
     return {
         "name": name,
-        "summary": summarise_dataset(
-            pd.read_parquet(manifest_path), pd.read_csv(rejected_path, dtype=str, keep_default_na=False)
-        ),
+        "summary": summarise_dataset(manifest, rejected, label_map),
         "metric": metric,
-        "runs": run_rows(metrics, best),
+        "runs": run_rows(metrics, best, fit_seconds(bench, runs) if bench else {}),
         "best": best,
-        "labels": metrics[best]["labels"] if best else [],
-        "confusion": confusion_cells(metrics[best]) if best else [],
+        "best_details": next((d for d in details if d["run"] == best), None),
+        "details": details,
         "submissions": submissions,
+        "examples": examples(manifest, sample_rate) if with_examples else [],
+        "provenance": {
+            "data_checksum": data_checksum(manifest),
+            "cache": cache_stats(paths.get("shards", [])),
+            "rule_times": rule_times(bench) if bench else [],
+            "tables": [
+                {"name": os.path.basename(p), "href": relative_link(p, report_path)}
+                for p in paths.get("tables", [])
+            ],
+            "models": [
+                {"name": run, "href": relative_link(p, report_path)}
+                for run, p in zip(runs, paths.get("models", []))
+            ],
+        },
     }
+
+
+def render_report(datasets: list[dict], provenance: dict | None = None, title: str = "serflow report") -> str:
+    """The report's HTML; ``datasets`` as returned by ``dataset_section``.
+
+    ``provenance``: config (YAML text), versions (package -> version), extractor
+    parameters.
+    """
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("serflow", "templates"),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    prov = {"config": "", "versions": {}, "extractor": {}, **(provenance or {})}
+    return env.get_template("report.html.j2").render(title=title, datasets=datasets, provenance=prov)

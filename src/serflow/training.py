@@ -12,7 +12,7 @@ import warnings
 import numpy as np
 
 from serflow.evaluation import SPEAKER_DEPENDENT, cross_val_predict_proba, make_folds, resolve_protocol, score
-from serflow.models import chosen_params, fit_model
+from serflow.models import chosen_params, feature_importance, fit_model
 from serflow.tables import ID_COLUMNS, package_versions
 
 EVALUATION_DEFAULTS = {
@@ -177,6 +177,7 @@ def fit_final(table, columns, model: dict, evaluation: dict | None = None, threa
         "feature_names": list(columns),
         "kind": model["kind"],
         "chosen_params": chosen_params(fitted, model["kind"]),
+        "importance": feature_importance(fitted, model["kind"], columns),
         "versions": package_versions(MODEL_PACKAGES),
         **(info or {}),
     }
@@ -206,3 +207,20 @@ def predict(bundle: dict, table):
 def dumps_metrics(metrics: dict) -> str:
     """Stable JSON text of a metrics dict (same metrics, same bytes)."""
     return json.dumps(metrics, indent=2, ensure_ascii=False) + "\n"
+
+
+def importance_table(bundle: dict):
+    """Feature importance of a saved model as a DataFrame (feature, importance, type), largest first."""
+    import pandas as pd
+
+    if bundle.get("importance") is None:
+        return pd.DataFrame({"feature": [], "importance": [], "type": []})
+    kind, values = bundle["importance"]
+    order = np.argsort(-values, kind="stable")
+    return pd.DataFrame(
+        {
+            "feature": [bundle["feature_names"][i] for i in order],
+            "importance": values[order],
+            "type": kind,
+        }
+    )

@@ -1,4 +1,5 @@
 import os
+import re
 import sys
 
 from snakemake.utils import min_version, validate
@@ -105,7 +106,18 @@ def manifest_inputs(wildcards):
             path = os.path.join(ds["root"], ds.get(key, default))
             if os.path.exists(path):
                 tables.append(path)
-    return tables + source_files(ENTRIES[wildcards.dataset])
+    return tables + [
+        p for p in source_files(ENTRIES[wildcards.dataset]) if trackable(p)
+    ]
+
+
+def trackable(path):
+    """Whether Snakemake can take ``path`` as an input file.
+
+    Braces read as wildcards and <name> as a path variable, so such files are read
+    by the manifest job but not tracked: changing only them does not rerun it.
+    """
+    return not (set("{}") & set(path) or re.search(r"<[a-z][a-z0-9_]*>", path))
 
 
 def has_test_clips(name):
@@ -163,14 +175,33 @@ def submission_inputs(wildcards):
 def report_inputs(wildcards):
     inputs = {}
     for name in DATASETS:
+        runs = expand("results/{dataset}/runs/{run}", dataset=name, run=RUN_NAMES)
         inputs[f"{name}_manifest"] = f"results/{name}/manifest.parquet"
         inputs[f"{name}_rejected"] = f"results/{name}/rejected.csv"
-        inputs[f"{name}_metrics"] = expand(
-            "results/{dataset}/runs/{run}/metrics.json", dataset=name, run=RUN_NAMES
+        inputs[f"{name}_metrics"] = [f"{r}/metrics.json" for r in runs]
+        inputs[f"{name}_importance"] = [f"{r}/importance.csv" for r in runs]
+        inputs[f"{name}_shards"] = expand(
+            "results/{dataset}/features/shards/{shard}.parquet",
+            dataset=name,
+            shard=SHARDS,
         )
         if has_test_clips(name) and RUNS:
             inputs[f"{name}_submissions"] = f"results/{name}/submissions.json"
     return inputs
+
+
+def report_datasets():
+    """What the report job needs to know of each dataset besides its input files."""
+    return {
+        name: {
+            "metric": DATASET_EVALUATION[name]["metric"],
+            "label_map": ds.get("label_map") or {},
+            "tables": [f"results/{name}/features/{fs}.parquet" for fs in TABLES],
+            "models": [f"results/{name}/runs/{run}/model.joblib" for run in RUN_NAMES],
+            "benchmarks": f"benchmarks/{name}",
+        }
+        for name, ds in DATASETS.items()
+    }
 
 
 def shard_features(wildcards):

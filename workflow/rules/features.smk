@@ -43,7 +43,12 @@ rule rejected:
         rejected="results/{dataset}/manifest_rejected.csv",
         shards=shard_features,
     output:
-        "results/{dataset}/rejected.csv",
+        report(
+            "results/{dataset}/rejected.csv",
+            category="Data",
+            subcategory="{dataset}",
+            caption="../report/rejected.rst",
+        ),
     log:
         "logs/{dataset}/rejected.log",
     conda:

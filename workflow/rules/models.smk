@@ -3,9 +3,16 @@ rule train:
         "results/{dataset}/features/{feature_set}.parquet",
     output:
         predictions="results/{dataset}/runs/{feature_set}-{model}/predictions.parquet",
-        metrics="results/{dataset}/runs/{feature_set}-{model}/metrics.json",
+        metrics=report(
+            "results/{dataset}/runs/{feature_set}-{model}/metrics.json",
+            category="Runs",
+            subcategory="{dataset}",
+            caption="../report/metrics.rst",
+            labels={"feature set": "{feature_set}", "model": "{model}"},
+        ),
         model="results/{dataset}/runs/{feature_set}-{model}/model.joblib",
         test="results/{dataset}/runs/{feature_set}-{model}/test_predictions.parquet",
+        importance="results/{dataset}/runs/{feature_set}-{model}/importance.csv",
     log:
         "logs/{dataset}/train/{feature_set}-{model}.log",
     benchmark:
@@ -25,7 +32,12 @@ rule submissions:
         unpack(submission_inputs),
     output:
         files=expand("results/{{dataset}}/submissions/{run}.csv", run=RUN_NAMES),
-        best="results/{dataset}/submission.csv",
+        best=report(
+            "results/{dataset}/submission.csv",
+            category="Submissions",
+            subcategory="{dataset}",
+            caption="../report/submission.rst",
+        ),
         summary="results/{dataset}/submissions.json",
     log:
         "logs/{dataset}/submissions.log",

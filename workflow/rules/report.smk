@@ -2,14 +2,18 @@ rule report:
     input:
         unpack(report_inputs),
     output:
-        "results/report.html",
+        report(
+            "results/report.html",
+            category="Report",
+            caption="../report/report_html.rst",
+        ),
     log:
         "logs/report.log",
     conda:
         "../envs/serflow.yaml"
     params:
-        datasets=list(DATASETS),
+        datasets=report_datasets(),
         runs=RUN_NAMES,
-        metrics={name: ev["metric"] for name, ev in DATASET_EVALUATION.items()},
+        extractor=FEATURES.to_dict(),
     script:
         "../scripts/report.py"

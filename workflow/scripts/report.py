@@ -2,21 +2,42 @@ from serflow.runtime import start_job
 
 log = start_job(snakemake.log[0], snakemake.threads)
 
+import yaml
+
 from serflow.report import dataset_section, render_report
+from serflow.tables import package_versions
+from serflow.training import MODEL_PACKAGES
 
 out = snakemake.output[0]
-sections = [
-    dataset_section(
-        name,
-        snakemake.input[f"{name}_manifest"],
-        snakemake.input[f"{name}_rejected"],
-        dict(zip(snakemake.params.runs, snakemake.input[f"{name}_metrics"])),
-        snakemake.params.metrics[name],
-        out,
-        snakemake.input.get(f"{name}_submissions"),
+sections = []
+for name, info in snakemake.params.datasets.items():
+    paths = {
+        "manifest": snakemake.input[f"{name}_manifest"],
+        "rejected": snakemake.input[f"{name}_rejected"],
+        "metrics": snakemake.input[f"{name}_metrics"],
+        "importance": snakemake.input[f"{name}_importance"],
+        "shards": snakemake.input[f"{name}_shards"],
+        "submissions": snakemake.input.get(f"{name}_submissions"),
+        "tables": info["tables"],
+        "models": info["models"],
+        "benchmarks": info["benchmarks"],
+    }
+    sections.append(
+        dataset_section(
+            name,
+            paths,
+            snakemake.params.runs,
+            out,
+            info["metric"],
+            info["label_map"],
+            snakemake.params.extractor["sample_rate"],
+        )
     )
-    for name in snakemake.params.datasets
-]
+provenance = {
+    "config": yaml.safe_dump(dict(snakemake.config), sort_keys=False, allow_unicode=True),
+    "versions": package_versions((*MODEL_PACKAGES, "librosa", "soundfile", "soxr", "pyarrow", "snakemake")),
+    "extractor": snakemake.params.extractor,
+}
 with open(out, "w", encoding="utf-8") as f:
-    f.write(render_report(sections))
+    f.write(render_report(sections, provenance))
 log.info("report written to %s", out)

@@ -5,7 +5,7 @@ log = start_job(snakemake.log[0], snakemake.threads)
 import joblib
 
 from serflow.tables import read_metadata
-from serflow.training import dumps_metrics, evaluate_run, fit_final, load_table
+from serflow.training import dumps_metrics, evaluate_run, fit_final, importance_table, load_table
 
 wc = snakemake.wildcards
 table, columns = load_table(snakemake.input[0])
@@ -34,4 +34,5 @@ info = {"dataset": wc.dataset, "feature_set": wc.feature_set, "features": read_m
 bundle, test_predictions = fit_final(table, columns, model, evaluation, snakemake.threads, info)
 joblib.dump(bundle, snakemake.output.model)
 test_predictions.to_parquet(snakemake.output.test, index=False)
+importance_table(bundle).to_csv(snakemake.output.importance, index=False)
 log.info("final model refit; %d unlabelled clips predicted", len(test_predictions))
