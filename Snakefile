@@ -15,6 +15,10 @@ include: "workflow/rules/models.smk"
 include: "workflow/rules/report.smk"
 
 
+localrules:
+    all,
+
+
 rule all:
     default_target: True
     input:

@@ -1,3 +1,4 @@
+import math
 import os
 import re
 import sys
@@ -202,6 +203,48 @@ def report_datasets():
         }
         for name, ds in DATASETS.items()
     }
+
+
+# Resources, sized from EmoDB measurements (peak RSS: manifest 128 MB, extraction
+# 323 MB, feature table 147 MB, training 314 MB; about 0.05 s per clip to extract,
+# at most 46 s to evaluate a model on 535 clips x 776 features) with wide margins.
+# Runtimes are minutes. A profile's set-resources overrides any of them.
+
+
+def n_listed(wildcards):
+    ds = DATASETS[wildcards.dataset]
+    if ds["adapter"] == "demo":
+        return ds.get("n_train", 120) + ds.get("n_test", 24)
+    return len(ENTRIES[wildcards.dataset])
+
+
+def shard_size(input):
+    with open(input[0]) as f:
+        return max(0, sum(1 for _ in f) - 1)
+
+
+def manifest_runtime(wildcards):
+    return 10 + math.ceil(n_listed(wildcards) * 0.05 / 60)
+
+
+def extract_runtime(wildcards, input):
+    return 10 + math.ceil(shard_size(input) * 0.5 / 60)
+
+
+def extract_disk_mb(wildcards, input):
+    return 100 + math.ceil(shard_size(input) * 0.05)  # cache files of about 3 KB each
+
+
+def table_mem_mb(wildcards, input):
+    return 1000 + math.ceil(4 * input.size_mb)
+
+
+def train_mem_mb(wildcards, input):
+    return 1000 + math.ceil(20 * input.size_mb)
+
+
+def train_runtime(wildcards, input):
+    return 15 + math.ceil(5 * input.size_mb)
 
 
 def shard_features(wildcards):

@@ -5,6 +5,10 @@ rule demo_corpus:
         "logs/{dataset}/demo_corpus.log",
     conda:
         "../envs/serflow.yaml"
+    resources:
+        mem_mb=500,
+        runtime=10,
+        disk_mb=lambda wc: 50 + n_listed(wc),
     params:
         dataset=dataset_config,
     script:
@@ -24,6 +28,9 @@ checkpoint manifest:
         "benchmarks/{dataset}/manifest.tsv"
     conda:
         "../envs/serflow.yaml"
+    resources:
+        mem_mb=1000,
+        runtime=manifest_runtime,
     params:
         dataset=dataset_config,
         min_samples=FEATURES.min_samples,

@@ -10,6 +10,10 @@ rule extract_features:
     conda:
         "../envs/serflow.yaml"
     threads: 1
+    resources:
+        mem_mb=1500,
+        runtime=extract_runtime,
+        disk_mb=extract_disk_mb,
     params:
         features=FEATURES.to_dict(),
         cache_dir=config["cache_dir"],
@@ -30,11 +34,18 @@ rule feature_table:
         "benchmarks/{dataset}/feature_table/{feature_set}.tsv"
     conda:
         "../envs/serflow.yaml"
+    resources:
+        mem_mb=table_mem_mb,
+        runtime=10,
     params:
         groups=lambda wc: list(FEATURE_GROUPS[wc.feature_set]),
         features=FEATURES.to_dict(),
     script:
         "../scripts/feature_table.py"
+
+
+localrules:
+    rejected,
 
 
 rule rejected:

@@ -20,11 +20,18 @@ rule train:
     conda:
         "../envs/serflow.yaml"
     threads: model_threads
+    resources:
+        mem_mb=train_mem_mb,
+        runtime=train_runtime,
     params:
         model=model_config,
         evaluation=evaluation_config,
     script:
         "../scripts/train.py"
+
+
+localrules:
+    submissions,
 
 
 rule submissions:

@@ -1,3 +1,7 @@
+localrules:
+    report,
+
+
 rule report:
     input:
         unpack(report_inputs),
