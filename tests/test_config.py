@@ -1,6 +1,7 @@
 """The shipped configs validate against the schema; bad ones are refused with the key named."""
 
 import copy
+import re
 
 import pytest
 import yaml
@@ -42,3 +43,30 @@ def test_bad_values_name_the_key(change, named):
     change(config)
     with pytest.raises(WorkflowError, match=named):
         validate(config, SCHEMA)
+
+
+@pytest.mark.emodb
+@pytest.mark.parametrize("path", sorted((REPO / "config" / "recipes").glob("*.yaml")), ids=lambda p: p.stem)
+def test_recipes_plan_their_runs(path, emodb):
+    """Each recipe builds its DAG: feature sets, models and runs are consistent."""
+    import subprocess
+
+    from conftest import SNAKEMAKE
+
+    config = yaml.safe_load(path.read_text())
+    cmd = [
+        SNAKEMAKE,
+        "-n",
+        "--nolock",
+        "--cores",
+        "2",
+        "--workflow-profile",
+        "none",
+        "--configfile",
+        str(path),
+    ]
+    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    n_runs = sum(len(b["feature_sets"]) * len(b["models"]) for b in config["runs"])
+    planned = re.search(r"^train\s+(\d+)$", proc.stdout, re.M)
+    assert planned and int(planned[1]) == n_runs * len(config["datasets"])

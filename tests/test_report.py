@@ -71,7 +71,7 @@ def test_emodb_report_in_headless_chromium(emodb_run, browser):
 
     def uar_column():
         rows = table.find_elements(By.CSS_SELECTOR, "tbody tr")
-        return [float(r.find_elements(By.TAG_NAME, "td")[6].get_attribute("data-value")) for r in rows]
+        return [float(r.find_elements(By.TAG_NAME, "td")[7].get_attribute("data-value")) for r in rows]
 
     header = table.find_element(By.XPATH, ".//th[normalize-space()='UAR']")
     header.click()

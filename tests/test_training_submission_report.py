@@ -151,3 +151,34 @@ def test_report_section_from_workflow_files(tmp_path):
     assert "a &lt;b&gt;.wav" in html and "s&amp;1" in html and "all-logreg" in html
     assert "<script src" not in html and "<link" not in html and "http" not in html
     assert html.count("data:audio/wav;base64,") == 2 and "data:image/png;base64," in html
+
+
+def test_speaker_normalisation_uses_each_speakers_own_clips():
+    from serflow.models import speaker_standardize
+    from serflow.training import feature_matrix
+
+    table, cols = feature_table()
+    shifted = table.copy()
+    shifted.loc[shifted.speaker == "c", cols] += 100.0  # speaker c records far louder
+    x, note = feature_matrix(shifted, cols, speaker_norm=True)
+    assert note == "per speaker"
+    for spk in ("a", "b", "c"):
+        rows = (shifted.speaker == spk).to_numpy()
+        np.testing.assert_allclose(x[rows].mean(axis=0), 0.0, atol=1e-9)
+        np.testing.assert_allclose(x[rows].std(axis=0), 1.0)
+    same, _ = feature_matrix(table, cols, speaker_norm=True)
+    np.testing.assert_allclose(x, same, atol=1e-4)  # a speaker's offset is gone
+    assert speaker_standardize(np.ones((3, 2)), ["a", "a", "b"]).tolist() == [[0.0, 0.0]] * 3
+
+    model = {"kind": "logreg", "speaker_norm": True}
+    _, plain = evaluate_run(shifted, cols, {"kind": "logreg"}, {"n_bootstrap": 20})
+    _, normed = evaluate_run(shifted, cols, model, {"n_bootstrap": 20})
+    assert normed["speaker_norm"] == "per speaker" and plain["speaker_norm"] == "none"
+    assert normed["model"]["speaker_norm"] is True
+    assert normed["uar"] > plain["uar"]  # the held-out loud speaker no longer looks like one class
+    bundle, test = fit_final(shifted, cols, model)
+    assert bundle["speaker_norm_applied"] == "per speaker" and len(test) == 4
+
+    no_speakers = shifted.assign(speaker=None)
+    _, fallback = evaluate_run(no_speakers, cols, model, {"n_bootstrap": 20})
+    assert fallback["speaker_norm"].startswith("none (requested")

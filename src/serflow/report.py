@@ -81,6 +81,7 @@ def run_rows(metrics: dict, best: str | None = None, fit_seconds: dict | None = 
                 "speaker_independent": m["protocol"] not in SPEAKER_DEPENDENT,
                 "n_features": m["n_features"],
                 "n_folds": m["n_folds"],
+                "speaker_norm": m.get("speaker_norm", "none"),
                 "uar": m["uar"],
                 "uar_ci95": m["uar_ci95"],
                 "accuracy": m["accuracy"],

@@ -12,7 +12,7 @@ import warnings
 import numpy as np
 
 from serflow.evaluation import SPEAKER_DEPENDENT, cross_val_predict_proba, make_folds, resolve_protocol, score
-from serflow.models import chosen_params, feature_importance, fit_model
+from serflow.models import chosen_params, feature_importance, fit_model, speaker_standardize
 from serflow.tables import ID_COLUMNS, package_versions
 
 EVALUATION_DEFAULTS = {
@@ -37,11 +37,27 @@ def load_table(path):
 
 
 def _model_kwargs(model: dict) -> dict:
+    """The arguments of ``fit_model`` that a model config sets."""
     return {
         "params": model.get("params") or {},
         "grid": model.get("grid") or {},
         "class_weight": model.get("class_weight"),
     }
+
+
+def feature_matrix(table, columns, speaker_norm: bool = False):
+    """(float64 matrix of ``table``'s rows, how it was normalised).
+
+    With ``speaker_norm`` each speaker's clips (labelled or not) are standardised with
+    that speaker's statistics; when some clip has no speaker this falls back to the
+    global scaling of the pipeline alone, and the returned note says so.
+    """
+    x = table[columns].to_numpy(dtype=np.float64)
+    if not speaker_norm:
+        return x, "none"
+    if len(table) == 0 or table["speaker"].isna().any():
+        return x, "none (requested, but not every clip has a speaker: global scaling only)"
+    return speaker_standardize(x, table["speaker"].astype(str).to_numpy()), "per speaker"
 
 
 def _speakers(table):
@@ -59,12 +75,14 @@ def evaluate_run(table, columns, model: dict, evaluation: dict | None = None, th
     import pandas as pd
 
     ev = {**EVALUATION_DEFAULTS, **(evaluation or {})}
-    labelled = table[table["label"].notna()].reset_index(drop=True)
+    x_all, norm = feature_matrix(table, columns, model.get("speaker_norm", False))
+    has_label = table["label"].notna().to_numpy()
+    labelled = table[has_label].reset_index(drop=True)
     labels = sorted(labelled["label"].astype(str).unique())
     if len(labels) < 2:
         raise ValueError(f"need at least two labels to train, found {labels}")
     y = labelled["label"].astype(str).map({lab: i for i, lab in enumerate(labels)}).to_numpy()
-    x = labelled[columns].to_numpy(dtype=np.float64)
+    x = x_all[has_label]
     groups = _speakers(labelled)
     protocol = resolve_protocol(ev["protocol"], groups)
     folds = make_folds(
@@ -115,6 +133,7 @@ def evaluate_run(table, columns, model: dict, evaluation: dict | None = None, th
         "n_clips": int(tested.sum()),
         "n_features": len(columns),
         "n_speakers": None if groups is None else len(set(groups)),
+        "speaker_norm": norm,
         **score(y[tested], pred[tested], labels, n_boot=ev["n_bootstrap"], seed=ev["random_state"]),
         "per_speaker": _per_speaker(y[tested], pred[tested], None if groups is None else groups[tested]),
         "folds": [
@@ -127,7 +146,7 @@ def evaluate_run(table, columns, model: dict, evaluation: dict | None = None, th
             }
             for k, ((train, test), m) in enumerate(zip(folds, fitted))
         ],
-        "model": {"kind": model["kind"], **kw},
+        "model": {"kind": model["kind"], **kw, "speaker_norm": bool(model.get("speaker_norm", False))},
         "evaluation": ev,
     }
     return predictions, metrics
@@ -156,14 +175,17 @@ def fit_final(table, columns, model: dict, evaluation: dict | None = None, threa
     With the ``dataset_split`` protocol only the train split is used for the refit.
     """
     ev = {**EVALUATION_DEFAULTS, **(evaluation or {})}
-    train = table[table["label"].notna()]
-    if resolve_protocol(ev["protocol"], _speakers(train)) == "dataset_split":
-        train = train[train["split"] == "train"]
+    speaker_norm = bool(model.get("speaker_norm", False))
+    x_all, norm = feature_matrix(table, columns, speaker_norm)
+    is_train = table["label"].notna().to_numpy()
+    if resolve_protocol(ev["protocol"], _speakers(table[is_train])) == "dataset_split":
+        is_train &= (table["split"] == "train").to_numpy()
+    train = table[is_train]
     labels = sorted(train["label"].astype(str).unique())
     y = train["label"].astype(str).map({lab: i for i, lab in enumerate(labels)}).to_numpy()
     fitted = fit_model(
         model["kind"],
-        train[columns].to_numpy(dtype=np.float64),
+        x_all[is_train],
         y,
         _speakers(train),
         threads=threads,
@@ -178,15 +200,22 @@ def fit_final(table, columns, model: dict, evaluation: dict | None = None, threa
         "kind": model["kind"],
         "chosen_params": chosen_params(fitted, model["kind"]),
         "importance": feature_importance(fitted, model["kind"], columns),
+        "speaker_norm": speaker_norm,
+        "speaker_norm_applied": norm,
         "versions": package_versions(MODEL_PACKAGES),
         **(info or {}),
     }
-    unlabelled = table[table["label"].isna()]
-    return bundle, predict(bundle, unlabelled)
+    unlabelled = table["label"].isna().to_numpy()
+    return bundle, predict(bundle, table[unlabelled], x_all[unlabelled])
 
 
-def predict(bundle: dict, table):
-    """Predicted labels and class probabilities of a saved model for a feature table's rows."""
+def predict(bundle: dict, table, x=None):
+    """Predicted labels and class probabilities of a saved model for a feature table's rows.
+
+    A model trained with speaker normalisation normalises ``table``'s clips with
+    their speakers' statistics over ``table`` (pass a table with every clip of each
+    speaker), unless ``x``, the already prepared matrix of those rows, is given.
+    """
     import pandas as pd
 
     missing = [c for c in bundle["feature_names"] if c not in table.columns]
@@ -194,8 +223,10 @@ def predict(bundle: dict, table):
         raise ValueError(f"feature table lacks {len(missing)} column(s) the model needs, e.g. {missing[:3]}")
     out = pd.DataFrame({"id": table["id"].astype(str).to_numpy()})
     labels = bundle["labels"]
+    if x is None:
+        x, _ = feature_matrix(table, bundle["feature_names"], bundle.get("speaker_norm", False))
     if len(table):
-        proba = bundle["model"].predict_proba(table[bundle["feature_names"]].to_numpy(dtype=np.float64))
+        proba = bundle["model"].predict_proba(x)
     else:
         proba = np.zeros((0, len(labels)))
     out["prediction"] = [labels[i] for i in proba.argmax(axis=1)] if len(table) else []

@@ -134,7 +134,8 @@ def has_test_clips(name):
 def model_config(wildcards):
     """A model's settings that shape its results (threads do not)."""
     m = MODELS[wildcards.model]
-    return {k: m.get(k) for k in ("kind", "params", "grid", "class_weight")}
+    keys = ("kind", "params", "grid", "class_weight", "speaker_norm")
+    return {k: m.get(k) for k in keys}
 
 
 def model_threads(wildcards):
