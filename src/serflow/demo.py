@@ -32,6 +32,8 @@ import numpy as np
 import scipy.signal
 import soundfile as sf
 
+from serflow.manifest import DEMO_N_TEST, DEMO_N_TRAIN
+
 __all__ = ["EMOTIONS", "demo_file_names", "generate_demo_corpus", "synthesize_clip"]
 
 EMOTIONS = ("angry", "happy", "neutral", "sad")
@@ -374,8 +376,8 @@ def _write_csv(path: Path, header: list[str], rows: list[list[str]]) -> None:
 
 def generate_demo_corpus(
     out_dir,
-    n_train: int = 120,
-    n_test: int = 24,
+    n_train: int = DEMO_N_TRAIN,
+    n_test: int = DEMO_N_TEST,
     n_speakers: int = 4,
     sample_rate: int = 16000,
     duration_range=(1.0, 3.0),

@@ -189,6 +189,11 @@ def _read_folders(cfg):
     return entries
 
 
+# Default size of the demo adapter's corpus (labelled train clips, unlabelled test clips).
+DEMO_N_TRAIN = 120
+DEMO_N_TEST = 24
+
+
 def demo_root(name: str, results: str = "results") -> Path:
     """Where the demo adapter's generated corpus lives."""
     return Path(results) / name / "corpus"

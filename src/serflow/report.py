@@ -16,8 +16,6 @@ from pathlib import Path
 import jinja2
 import numpy as np
 
-from serflow.evaluation import SPEAKER_DEPENDENT
-
 
 def summarise_dataset(manifest, rejected, label_map=None, plots: bool = True) -> dict:
     """Clips per label and per speaker, durations, formats, label merges and rejected files."""
@@ -78,7 +76,7 @@ def run_rows(metrics: dict, best: str | None = None, fit_seconds: dict | None = 
                 "model": model,
                 "kind": m["model"]["kind"],
                 "protocol": m["protocol"],
-                "speaker_independent": m["protocol"] not in SPEAKER_DEPENDENT,
+                "speaker_independent": m["speaker_independent"],
                 "n_features": m["n_features"],
                 "n_folds": m["n_folds"],
                 "speaker_norm": m.get("speaker_norm", "none"),
@@ -112,7 +110,7 @@ def run_details(run: str, metrics: dict, importance=None, top: int = 15) -> dict
         "run": run,
         "uar": metrics["uar"],
         "protocol": metrics["protocol"],
-        "speaker_independent": metrics["protocol"] not in SPEAKER_DEPENDENT,
+        "speaker_independent": metrics["speaker_independent"],
         "labels": metrics["labels"],
         "confusion": confusion_cells(metrics),
         "per_class": metrics["per_class"],
@@ -221,15 +219,6 @@ def relative_link(path, report_path) -> str:
     return os.path.relpath(path, os.path.dirname(os.path.abspath(report_path)) or ".").replace(os.sep, "/")
 
 
-def read_metrics(paths: dict) -> dict:
-    """Run name -> metrics dict, from run name -> metrics.json path."""
-    out = {}
-    for run, path in paths.items():
-        with open(path, encoding="utf-8") as f:
-            out[run] = json.load(f)
-    return out
-
-
 def dataset_section(
     name: str,
     paths: dict,
@@ -248,7 +237,7 @@ def dataset_section(
     """
     import pandas as pd
 
-    from serflow.submission import best_run
+    from serflow.submission import best_run, read_metrics
 
     metrics = read_metrics(dict(zip(runs, paths["metrics"])))
     best = best_run(metrics, metric) if metrics else None

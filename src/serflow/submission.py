@@ -64,14 +64,22 @@ def make_submission(
     if len(cols) < 2:
         raise ValueError(f"sample submission needs an id and a label column, found {cols}")
     id_col = id_column if id_column in cols else cols[0]
-    label_col = label_column if label_column in cols and label_column != id_col else cols[-1]
-    if label_col == id_col:
-        label_col = next(c for c in cols if c != id_col)
+    others = [c for c in cols if c != id_col]
+    label_col = label_column if label_column in others else others[-1]
     out = sample.copy()
     ids = out[id_col].astype(str).str.strip()
     missing = [i for i in ids if i not in pred]
     out[label_col] = [coding.get(pred[i], pred[i]) if i in pred else fallback for i in ids]
     return out, missing
+
+
+def read_metrics(paths: dict) -> dict:
+    """Run name -> metrics dict, from run name -> metrics.json path."""
+    out = {}
+    for run, path in paths.items():
+        with open(path, encoding="utf-8") as f:
+            out[run] = json.load(f)
+    return out
 
 
 def best_run(metrics: dict, metric: str = "uar") -> str:
@@ -109,16 +117,14 @@ def write_submissions(
         labels.value_counts().sort_index(kind="stable").sort_values(ascending=False, kind="stable").index[0]
     )
     fallback = coding.get(fallback, fallback)
-    metrics = {}
+    metrics = read_metrics({run: paths[0] for run, paths in runs.items()})
     summary = {
         "metric": metric,
         "sample_submission": str(sample_path) if sample_path else None,
         "fallback_label": fallback,
         "runs": {},
     }
-    for run, (metrics_path, test_path) in runs.items():
-        with open(metrics_path, encoding="utf-8") as f:
-            metrics[run] = json.load(f)
+    for run, (_, test_path) in runs.items():
         sub, missing = make_submission(
             pd.read_parquet(test_path),
             sample,

@@ -11,20 +11,17 @@ import warnings
 
 import numpy as np
 
-from serflow.evaluation import SPEAKER_DEPENDENT, cross_val_predict_proba, make_folds, resolve_protocol, score
+from serflow.evaluation import (
+    EVALUATION_DEFAULTS,
+    SPEAKER_DEPENDENT,
+    cross_val_predict_proba,
+    make_folds,
+    resolve_protocol,
+    score,
+)
 from serflow.models import chosen_params, feature_importance, fit_model, speaker_standardize
 from serflow.tables import ID_COLUMNS, package_versions
 
-EVALUATION_DEFAULTS = {
-    "protocol": "auto",
-    "n_splits": 5,
-    "inner_splits": 3,
-    "test_size": 0.2,
-    "stratify": False,
-    "n_bootstrap": 1000,
-    "random_state": 0,
-    "metric": "uar",
-}
 MODEL_PACKAGES = ("serflow", "scikit-learn", "xgboost", "numpy", "scipy", "pandas")
 
 

@@ -14,9 +14,15 @@ os.environ.update(
 )
 
 from serflow.features import FEATURE_SETS, FeatureParams
-from serflow.manifest import ManifestError, read_entries, source_files
+from serflow.manifest import (
+    DEMO_N_TEST,
+    DEMO_N_TRAIN,
+    ManifestError,
+    read_entries,
+    source_files,
+)
 from serflow.submission import sample_submission_path
-from serflow.training import EVALUATION_DEFAULTS
+from serflow.evaluation import EVALUATION_DEFAULTS
 
 min_version("9.0")
 
@@ -125,7 +131,7 @@ def has_test_clips(name):
     """Whether a dataset lists unlabelled test clips (so it gets submissions)."""
     ds = DATASETS[name]
     if ds["adapter"] == "demo":
-        return ds.get("n_test", 24) > 0
+        return ds.get("n_test", DEMO_N_TEST) > 0
     return any(
         e.split == "test" and e.label is None and e.error is None for e in ENTRIES[name]
     )
@@ -215,7 +221,7 @@ def report_datasets():
 def n_listed(wildcards):
     ds = DATASETS[wildcards.dataset]
     if ds["adapter"] == "demo":
-        return ds.get("n_train", 120) + ds.get("n_test", 24)
+        return ds.get("n_train", DEMO_N_TRAIN) + ds.get("n_test", DEMO_N_TEST)
     return len(ENTRIES[wildcards.dataset])
 
 
