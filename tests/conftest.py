@@ -63,11 +63,14 @@ def write_wav(path: Path, y, sr=16000, subtype="PCM_16") -> Path:
     return path
 
 
-def run_snakemake(workdir: Path, config: dict, *args, cores=2, check=True):
-    """Run the real workflow in ``workdir`` with ``config``; return the completed process."""
+SNAKEMAKE_ENV = {**os.environ, "PYTHONUNBUFFERED": "1"}
+
+
+def snakemake_command(workdir: Path, config: dict, *args, cores=2) -> list[str]:
+    """The command line running the real workflow in ``workdir`` (``config`` written there)."""
     cfg = workdir / "config.yaml"
     cfg.write_text(yaml.safe_dump(config, sort_keys=False))
-    cmd = [
+    return [
         SNAKEMAKE,
         "-s",
         str(REPO / "Snakefile"),
@@ -79,7 +82,12 @@ def run_snakemake(workdir: Path, config: dict, *args, cores=2, check=True):
         str(cores),
         *args,
     ]
-    proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+
+
+def run_snakemake(workdir: Path, config: dict, *args, cores=2, check=True):
+    """Run the real workflow in ``workdir`` with ``config``; return the completed process."""
+    cmd = snakemake_command(workdir, config, *args, cores=cores)
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=SNAKEMAKE_ENV)
     if check and proc.returncode != 0:
         raise AssertionError(f"snakemake failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr[-6000:]}")
     return proc

@@ -3,7 +3,7 @@ import pytest
 import soundfile as sf
 from conftest import tone, write_wav
 
-from serflow.audio import AudioError, load_audio, probe_audio
+from serflow.audio import AudioError, load_audio, probe_audio, wav_truncation
 
 
 def test_load_mixes_and_resamples(tmp_path):
@@ -45,3 +45,26 @@ def test_unusable_files_name_the_reason(tmp_path, make, reason):
 def test_missing_file(tmp_path):
     with pytest.raises(AudioError, match="file not found"):
         load_audio(tmp_path / "nope.wav", 16000)
+
+
+def test_truncated_wav_is_rejected_but_streamed_size_is_not(tmp_path):
+    path = write_wav(tmp_path / "a.wav", tone(seconds=0.5))
+    data = path.read_bytes()
+    assert wav_truncation(data) is None
+    cut = tmp_path / "cut.wav"
+    cut.write_bytes(data[:-1000])
+    reason = "truncated WAV: data chunk declares 16000 bytes, the file holds 15000"
+    with pytest.raises(AudioError, match=reason):
+        load_audio(cut, 16000)
+    # A writer that did not know the length up front declares 0xFFFFFFFF: decoded as is.
+    i = data.index(b"data")
+    streamed = data[: i + 4] + b"\xff\xff\xff\xff" + data[i + 8 : -1000]
+    assert wav_truncation(streamed) is None
+
+
+def test_dc_offset_is_removed(tmp_path):
+    y = tone(seconds=0.5)
+    path = write_wav(tmp_path / "dc.wav", 0.5 * y + 0.3)
+    out = load_audio(path, 16000)
+    assert abs(float(out.mean())) < 1e-4
+    np.testing.assert_allclose(out, 0.5 * y - (0.5 * y).mean(), atol=1e-3)

@@ -36,6 +36,26 @@ def test_extract_shard_computes_once_then_hits_cache(tmp_path, clips):
         extract_shard(ids, paths, sums, P, tmp_path / "cache", on_bad_file="fail")
 
 
+def test_non_finite_features_are_a_failure_never_cached(tmp_path, clips, monkeypatch):
+    """A guard behind the extractor's own: NaN or infinity never leaves a shard job."""
+    import serflow.extraction
+
+    real = serflow.extraction.extract_features
+
+    def poisoned(y, params):
+        vec = real(y, params)
+        vec[[0, 5]] = [np.nan, np.inf]
+        return vec
+
+    monkeypatch.setattr(serflow.extraction, "extract_features", poisoned)
+    ids, paths, sums = clips
+    matrix, errors, stats = extract_shard(ids[:1], paths[:1], sums[:1], P, tmp_path / "cache")
+    names = feature_names(P)
+    assert errors == [f"non-finite feature values (2: {names[0]}, {names[5]}, ...)"]
+    assert stats.failed == 1 and np.isnan(matrix).all()
+    assert not list((tmp_path / "cache").rglob("*.npy"))
+
+
 def test_tables_merge_in_manifest_order_and_list_failures(tmp_path, clips):
     ids, paths, sums = clips
     names = feature_names(P)
@@ -68,3 +88,19 @@ def test_tables_merge_in_manifest_order_and_list_failures(tmp_path, clips):
     )
     assert rejected["id"].tolist() == ["x", "broken"]
     assert rejected.loc[1, "stage"] == "features" and rejected.loc[1, "path"] == paths[3]
+
+
+def test_merge_with_several_failed_clips_keeps_manifest_order(tmp_path, clips):
+    ids, paths, sums = clips
+    names = feature_names(P)
+    order, shard_ids = [3, 0, 3, 1, 2], ["bad1", "c0", "bad2", "c1", "c2"]
+    m, e, s = extract_shard(shard_ids, [paths[i] for i in order], [sums[i] for i in order], P, tmp_path)
+    assert [err is not None for err in e] == [True, False, True, False, False]
+    write_shard(tmp_path / "s.parquet", shard_ids, m, e, names, s, P)
+    manifest = pd.DataFrame(
+        {"id": ["c2", "bad2", "c0", "bad1", "c1"], "label": "x", "speaker": "s", "split": "train"}
+    )
+    manifest.to_parquet(tmp_path / "manifest.parquet")
+    table = merge_feature_table(tmp_path / "manifest.parquet", [tmp_path / "s.parquet"], names[:3], {})
+    assert table["id"].to_pylist() == ["c2", "c0", "c1"]
+    np.testing.assert_array_equal(np.column_stack([table[c].to_numpy() for c in names[:3]]), m[[4, 1, 3], :3])

@@ -151,35 +151,3 @@ def test_emodb_speakers_and_adding_one_file(emodb, tmp_path):
     assert len(new) == 1 and new.pop().endswith(f"{checksum_bytes(extra.read_bytes())}.npy")
     assert {k: after[k] for k in before} == before  # no other entry rewritten
     assert len(pd.read_parquet(tmp_path / "results/emodb3/features/all.parquet")) == n + 1
-
-
-def test_two_runs_from_scratch_give_identical_results(tmp_path):
-    """Same config and data, separate folders and caches: same tables, metrics and submissions."""
-    config = {
-        **DEMO,
-        "feature_tables": ["prosody", "all"],
-        "models": {
-            "forest": {"kind": "random_forest", "params": {"n_estimators": 30}},
-            "logreg": {"kind": "logreg"},
-        },
-        "runs": [{"feature_sets": ["prosody", "all"], "models": ["forest", "logreg"]}],
-        "evaluation": {"n_bootstrap": 200},
-    }
-    runs = []
-    for name in ("first", "second"):
-        workdir = tmp_path / name
-        workdir.mkdir()
-        run_snakemake(workdir, {**config, "cache_dir": str(workdir / "cache")})
-        runs.append(workdir / "results/demo")
-    first, second = runs
-    for table in ("manifest.parquet", "features/prosody.parquet", "features/all.parquet"):
-        assert pq.read_table(first / table).equals(pq.read_table(second / table)), table
-    compared = 0
-    for path in sorted(first.rglob("*")):
-        if path.suffix in (".json", ".csv") and "corpus" not in path.parts:
-            assert path.read_bytes() == (second / path.relative_to(first)).read_bytes(), path
-            compared += 1
-    assert compared >= 4 + 4 + 3  # metrics, submissions, rejected/submission/summary files
-    for run in ("prosody-forest", "all-logreg"):
-        a = pd.read_parquet(first / f"runs/{run}/predictions.parquet")
-        assert a.equals(pd.read_parquet(second / f"runs/{run}/predictions.parquet"))

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import io
+import re
+import struct
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,13 +38,41 @@ def checksum_bytes(data: bytes) -> str:
     return hashlib.blake2b(data, digest_size=16).hexdigest()
 
 
+# libsndfile prefixes its messages with the repr of the file object (a memory address).
+_OPENING = re.compile(r"^Error opening <[^>]*>: ")
+
+
+def wav_truncation(data: bytes) -> str | None:
+    """Why a RIFF/WAVE file's data chunk is cut short, or None.
+
+    libsndfile silently decodes what is there; a copy interrupted mid-way would
+    then enter the corpus as a shorter clip. Streamed files that declare an
+    unknown size (0 or 0xFFFFFFFF) are not flagged.
+    """
+    if len(data) < 12 or data[:4] != b"RIFF" or data[8:12] != b"WAVE":
+        return None
+    pos = 12
+    while pos + 8 <= len(data):
+        chunk, size = data[pos : pos + 4], struct.unpack("<I", data[pos + 4 : pos + 8])[0]
+        if chunk == b"data":
+            held = len(data) - pos - 8
+            if size not in (0, 0xFFFFFFFF) and held < size:
+                return f"truncated WAV: data chunk declares {size} bytes, the file holds {held}"
+            return None
+        pos += 8 + size + (size & 1)
+    return None
+
+
 def _decode(data: bytes, path) -> tuple[np.ndarray, int]:
     if not data:
         raise AudioError(path, "empty file (0 bytes)")
     try:
         y, sr = sf.read(io.BytesIO(data), dtype="float32", always_2d=True)
     except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as err:
-        raise AudioError(path, f"cannot decode audio ({err})") from None
+        raise AudioError(path, f"cannot decode audio ({_OPENING.sub('', str(err))})") from None
+    truncated = wav_truncation(data)
+    if truncated:
+        raise AudioError(path, truncated)
     if y.shape[0] == 0:
         raise AudioError(path, "no audio samples")
     if not np.isfinite(y).all():
@@ -83,9 +113,10 @@ def probe_audio(path, min_samples: int = 1, target_rate: int | None = None) -> A
 
 
 def load_audio(path, sample_rate: int) -> np.ndarray:
-    """Decode ``path``, mix to mono and resample to ``sample_rate`` (float32)."""
+    """Decode ``path``, mix to mono, remove any DC offset and resample to ``sample_rate`` (float32)."""
     y, sr = _decode(_read_bytes(path), path)
-    y = y.mean(axis=1, dtype=np.float32) if y.shape[1] > 1 else y[:, 0]
+    y = y.mean(axis=1, dtype=np.float64) if y.shape[1] > 1 else y[:, 0].astype(np.float64)
+    y = (y - y.mean()).astype(np.float32)
     if sr != sample_rate:
         y = soxr.resample(y, sr, sample_rate, quality="HQ")
     return np.ascontiguousarray(y, dtype=np.float32)

@@ -44,6 +44,10 @@ def extract_shard(ids, paths, checksums, params: FeatureParams, cache_root, on_b
             try:
                 y = load_audio(path, params.sample_rate)
                 vec = extract_features(y, params)
+                bad = np.flatnonzero(~np.isfinite(vec))
+                if bad.size:  # never cached, never reaches a table
+                    shown = ", ".join(names[j] for j in bad[:3])
+                    raise AudioError(path, f"non-finite feature values ({bad.size}: {shown}, ...)")
             except AudioError as err:
                 if on_bad_file == "fail":
                     raise

@@ -14,8 +14,8 @@ from dataclasses import asdict, dataclass, field, fields
 
 import numpy as np
 
-#: Bump when a change to this module alters feature values or names.
-EXTRACTOR_VERSION = "1"
+#: Bump when a change to this module or to ``serflow.audio.load_audio`` alters feature values or names.
+EXTRACTOR_VERSION = "2"
 
 DEFAULT_FUNCTIONALS = ("mean", "std", "min", "max", "p10", "p50", "p90", "range", "slope")
 _NAMED_FUNCTIONALS = ("mean", "std", "min", "max", "range", "slope", "iqr", "skew", "kurtosis")

@@ -12,7 +12,7 @@ import csv
 import hashlib
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg")
@@ -55,6 +55,7 @@ class Entry:
     speaker: str | None
     split: str
     error: str | None = None
+    source: str | None = None  # "table, line N" for clips listed in a table
 
 
 def read_table(path) -> list[dict]:
@@ -131,7 +132,8 @@ def _entries_from_rows(rows, table, base, cfg, split, audio_dir=""):
             label = None
         speaker = (row.get(speaker_col) or "").strip() or None if speaker_col else None
         clip_id = row[id_col].strip() if id_col else Path(os.path.normpath(rel)).with_suffix("").as_posix()
-        entries.append(Entry(clip_id, _resolve(base, rel, audio_dir), label, speaker, clip_split))
+        path = _resolve(base, rel, audio_dir)
+        entries.append(Entry(clip_id, path, label, speaker, clip_split, source=f"{table}, line {i}"))
     return entries
 
 
@@ -224,8 +226,11 @@ def read_entries(cfg: dict, results: str = "results") -> list[Entry]:
     seen = {}
     for e in entries:
         if e.id in seen:
-            raise ManifestError(f"dataset {cfg['name']!r}: duplicate id {e.id!r} ({seen[e.id]} and {e.path})")
-        seen[e.id] = e.path
+            first = seen[e.id]
+            where = e.source or e.path
+            also = first.source or first.path
+            raise ManifestError(f"{where}: duplicate id {e.id!r} in dataset {cfg['name']!r} (also {also})")
+        seen[e.id] = e
     return [_check_label(e, cfg.get("label_map") or {}) for e in entries]
 
 
@@ -233,13 +238,12 @@ def _check_label(e: Entry, label_map: dict) -> Entry:
     if e.error or e.split == "test" and e.label is None:
         return e
     if not e.label:
-        return Entry(e.id, e.path, None, e.speaker, e.split, "empty label")
+        return replace(e, label=None, error="empty label")
     if label_map:
         if e.label in label_map:
-            mapped = label_map[e.label]
-            return Entry(e.id, e.path, str(mapped), e.speaker, e.split)
+            return replace(e, label=str(label_map[e.label]))
         if e.label not in set(map(str, label_map.values())):
-            return Entry(e.id, e.path, e.label, e.speaker, e.split, f"label {e.label!r} not in label_map")
+            return replace(e, error=f"label {e.label!r} not in label_map")
     return e
 
 
