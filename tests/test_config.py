@@ -46,9 +46,13 @@ def test_bad_values_name_the_key(change, named):
 
 
 @pytest.mark.emodb
-@pytest.mark.parametrize("path", sorted((REPO / "config" / "recipes").glob("*.yaml")), ids=lambda p: p.stem)
+@pytest.mark.parametrize(
+    "path",
+    [p for p in sorted((REPO / "config" / "recipes").glob("*.yaml")) if p.stem != "seed002"],
+    ids=lambda p: p.stem,
+)
 def test_recipes_plan_their_runs(path, emodb):
-    """Each recipe builds its DAG: feature sets, models and runs are consistent."""
+    """Each EmoDB recipe builds its DAG (seed 002 has no data here: test_seed002.py runs it)."""
     import subprocess
 
     from conftest import SNAKEMAKE

@@ -74,7 +74,7 @@ def test_tables_merge_in_manifest_order_and_list_failures(tmp_path, clips):
     manifest.to_parquet(tmp_path / "manifest.parquet")
     cols = select_columns(names, ["prosody"])
     table = merge_feature_table(tmp_path / "manifest.parquet", shard_paths, cols, {"feature_set": "prosody"})
-    assert table.column_names == ["id", "label", "speaker", "split", *cols]
+    assert table.column_names == ["id", "label", "speaker", "split", "stratum", *cols]
     assert table["id"].to_pylist() == ids[:3] and table["label"].to_pylist() == ["a", "b", None]
     pq.write_table(table, tmp_path / "prosody.parquet")
     meta = read_metadata(tmp_path / "prosody.parquet")

@@ -136,7 +136,8 @@ def test_build_manifest_rejects_with_reasons(tmp_path):
     manifest, rejected = build_manifest(entries, min_samples=512, sample_rate=16000)
     assert list(manifest["id"]) == ["ok/a", "ok/b"]
     assert list(manifest.columns) == [
-        "id", "path", "label", "speaker", "split", "duration_s", "sample_rate", "channels", "checksum",
+        "id", "path", "label", "speaker", "split", "stratum",
+        "duration_s", "sample_rate", "channels", "checksum",
     ]  # fmt: skip
     assert manifest.loc[1, "sample_rate"] == 44100 and manifest.loc[1, "duration_s"] == pytest.approx(1.0)
     reasons = dict(zip(rejected["id"], rejected["reason"]))

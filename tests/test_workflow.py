@@ -50,7 +50,7 @@ def test_demo_run_builds_manifest_and_tables(demo_run):
         path = workdir / f"results/demo/features/{feature_set}.parquet"
         table = pq.read_table(path)
         cols = select_columns(names, groups)
-        assert table.column_names == ["id", "label", "speaker", "split", *cols]
+        assert table.column_names == ["id", "label", "speaker", "split", "stratum", *cols]
         assert all(table.schema.field(c).type == "float" for c in cols)
         x = np.column_stack([table[c].to_numpy() for c in cols])
         assert np.isfinite(x).all() and x.std(axis=0).max() > 0

@@ -39,8 +39,9 @@ def make_folds(
     n_splits: int = 5,
     random_state: int = 0,
     test_size: float = 0.2,
-    stratify: bool = False,
+    stratify: bool | str = False,
     splits=None,
+    strata=None,
 ):
     """(train indices, test indices) pairs for ``protocol``.
 
@@ -48,7 +49,9 @@ def make_folds(
     and ``random_split`` (one shuffled hold-out of ``test_size``, as
     ``train_test_split``) do not: they are speaker-dependent and inflate scores on
     corpora where speakers repeat. ``dataset_split`` uses the dataset's own
-    ``splits`` ("train" / "test" per clip).
+    ``splits`` ("train" / "test" per clip). ``stratify`` (random split): True keeps
+    the label proportions, ``"stratum"`` the proportions of ``strata`` (one value per
+    clip, such as a genre: seed 002's split).
     """
     from sklearn.model_selection import GroupKFold, LeaveOneGroupOut, StratifiedKFold, train_test_split
 
@@ -69,11 +72,16 @@ def make_folds(
     if protocol == "stratified_kfold":
         return list(StratifiedKFold(n_splits=n_splits, shuffle=True, random_state=random_state).split(x, y))
     if protocol == "random_split":
+        if stratify == "stratum":
+            if strata is None or any(s is None or s == "" for s in strata):
+                raise ValueError(
+                    "stratify: stratum needs the stratum of every clip (dataset stratify_column)"
+                )
+            by = np.asarray(strata)
+        else:
+            by = y if stratify else None
         train, test = train_test_split(
-            np.arange(len(y)),
-            test_size=test_size,
-            random_state=random_state,
-            stratify=y if stratify else None,
+            np.arange(len(y)), test_size=test_size, random_state=random_state, stratify=by
         )
         return [(np.sort(train), np.sort(test))]
     if protocol == "dataset_split":

@@ -22,6 +22,7 @@ MANIFEST_COLUMNS = (
     "label",
     "speaker",
     "split",
+    "stratum",
     "duration_s",
     "sample_rate",
     "channels",
@@ -56,6 +57,7 @@ class Entry:
     split: str
     error: str | None = None
     source: str | None = None  # "table, line N" for clips listed in a table
+    stratum: str | None = None  # value of the dataset's stratify_column (e.g. a genre)
 
 
 def read_table(path) -> list[dict]:
@@ -113,7 +115,9 @@ def _entries_from_rows(rows, table, base, cfg, split, audio_dir=""):
     label_col = cfg.get("label_column", "label") if split != "test" else None
     speaker_col = cfg.get("speaker_column", "speaker")
     split_col = cfg.get("split_column", "split") if split is None else None
-    _require_columns(rows, table, [path_col, label_col if split is None or split == "train" else None])
+    stratum_col = cfg.get("stratify_column")
+    needed = [path_col, label_col if split is None or split == "train" else None]
+    _require_columns(rows, table, [*needed, stratum_col if split != "test" else None])
     if id_col and rows and id_col not in rows[0]:
         raise ManifestError(f"{table}: missing id column {id_col!r}")
     entries = []
@@ -132,8 +136,11 @@ def _entries_from_rows(rows, table, base, cfg, split, audio_dir=""):
             label = None
         speaker = (row.get(speaker_col) or "").strip() or None if speaker_col else None
         clip_id = row[id_col].strip() if id_col else Path(os.path.normpath(rel)).with_suffix("").as_posix()
+        stratum = (row.get(stratum_col) or "").strip() or None if stratum_col else None
         path = _resolve(base, rel, audio_dir)
-        entries.append(Entry(clip_id, path, label, speaker, clip_split, source=f"{table}, line {i}"))
+        entries.append(
+            Entry(clip_id, path, label, speaker, clip_split, source=f"{table}, line {i}", stratum=stratum)
+        )
     return entries
 
 
@@ -282,6 +289,7 @@ def build_manifest(entries, min_samples: int, sample_rate: int, on_bad_file: str
                 e.label,
                 e.speaker,
                 e.split,
+                e.stratum,
                 info.duration_s,
                 info.sample_rate,
                 info.channels,
@@ -296,6 +304,7 @@ def build_manifest(entries, min_samples: int, sample_rate: int, on_bad_file: str
             "label": "string",
             "speaker": "string",
             "split": "string",
+            "stratum": "string",
             "duration_s": "float64",
             "sample_rate": "int32",
             "channels": "int16",

@@ -15,7 +15,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 META_KEY = b"serflow"
-ID_COLUMNS = ("id", "label", "speaker", "split")
+ID_COLUMNS = ("id", "label", "speaker", "split", "stratum")
 _PACKAGES = ("serflow", "librosa", "numpy", "scipy", "soundfile", "soxr", "pandas", "pyarrow")
 # Distributions that install a package under another name (the CPU-only xgboost build).
 _ALIASES = {"xgboost": ("xgboost", "xgboost-cpu")}
@@ -59,7 +59,9 @@ def merge_feature_table(manifest_path, shard_paths, columns, metadata: dict) -> 
     """
     import pandas as pd
 
-    manifest = pd.read_parquet(manifest_path, columns=list(ID_COLUMNS))
+    present = set(pq.read_schema(manifest_path).names)
+    manifest = pd.read_parquet(manifest_path, columns=[c for c in ID_COLUMNS if c in present])
+    manifest = manifest.reindex(columns=list(ID_COLUMNS))  # optional columns (stratum) as nulls
     # Shards are concatenated without copying, then each column is copied in manifest order
     # and its source released: peak memory is a small multiple of the table (decoding the
     # shard files dominates), independent of the number of clips or cache files.

@@ -62,6 +62,13 @@ def _speakers(table):
     return None if s.isna().any() else s.astype(str).to_numpy()
 
 
+def _strata(table):
+    if "stratum" not in table:
+        return None
+    s = table["stratum"]
+    return s.astype(object).where(s.notna(), None).to_numpy()
+
+
 def evaluate_run(table, columns, model: dict, evaluation: dict | None = None, threads: int = 1):
     """Out-of-fold predictions (DataFrame) and metrics (dict) of ``model`` on the labelled clips.
 
@@ -91,6 +98,7 @@ def evaluate_run(table, columns, model: dict, evaluation: dict | None = None, th
         test_size=ev["test_size"],
         stratify=ev["stratify"],
         splits=labelled["split"].astype(str).to_numpy(),
+        strata=_strata(labelled),
     )
     kw = _model_kwargs(model)
 
