@@ -104,3 +104,21 @@ def test_merge_with_several_failed_clips_keeps_manifest_order(tmp_path, clips):
     table = merge_feature_table(tmp_path / "manifest.parquet", [tmp_path / "s.parquet"], names[:3], {})
     assert table["id"].to_pylist() == ["c2", "c0", "c1"]
     np.testing.assert_array_equal(np.column_stack([table[c].to_numpy() for c in names[:3]]), m[[4, 1, 3], :3])
+
+
+def test_numba_warm_up_waits_for_the_lock_holder(tmp_path):
+    """Jobs warm numba's on-disk cache one at a time (concurrent compiles corrupted it)."""
+    import fcntl
+    import threading
+
+    from serflow.extraction import warm_numba_cache
+
+    done = threading.Event()
+    (tmp_path / ".numba-warm.lock").touch()
+    with open(tmp_path / ".numba-warm.lock") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        worker = threading.Thread(target=lambda: (warm_numba_cache(P, tmp_path), done.set()))
+        worker.start()
+        assert not done.wait(1.0)  # blocked while another job holds the lock
+    worker.join(60)
+    assert done.is_set()

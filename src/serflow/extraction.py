@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import fcntl
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -66,3 +68,22 @@ def extract_shard(ids, paths, checksums, params: FeatureParams, cache_root, on_b
         out[i] = vec
     stats.seconds = time.perf_counter() - start
     return out, errors, stats
+
+
+def warm_numba_cache(params: FeatureParams, lock_dir) -> float:
+    """Run the extractor once on a synthetic tone while holding a file lock; return seconds.
+
+    librosa compiles some kernels with numba's on-disk cache. Several fresh processes
+    compiling them at once can corrupt that cache (extraction jobs segfaulted on a fresh
+    install here). Under the lock the first job fills the cache and later ones only
+    read it. ``lock_dir`` (the feature cache) is shared by every job of a run.
+    """
+    lock_dir = Path(lock_dir)
+    lock_dir.mkdir(parents=True, exist_ok=True)
+    t = np.arange(params.sample_rate, dtype=np.float32) / params.sample_rate
+    y = (0.3 * np.sin(2 * np.pi * 200.0 * t)).astype(np.float32)
+    with open(lock_dir / ".numba-warm.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        start = time.perf_counter()
+        extract_features(y, params)
+        return time.perf_counter() - start
