@@ -140,7 +140,9 @@ def main() -> None:
 
     import pyarrow.parquet as pq
 
-    bare = float(subprocess.run([sys.executable, "-c", BARE_MERGE_IMPORTS], capture_output=True, text=True).stdout)
+    bare = float(
+        subprocess.run([sys.executable, "-c", BARE_MERGE_IMPORTS], capture_output=True, text=True).stdout
+    )
     merge = {Path(r).stem: r for r in (workdir / "benchmarks/scale/feature_table").glob("*.tsv")}
     print(f"\nbaseline: bare Python with the merge job's imports, peak RSS {bare:.0f} MB")
     for name in config["feature_tables"]:
@@ -160,7 +162,8 @@ def main() -> None:
     jobs_wall = max(r["s"] for r in shards)
     loop_total = per_clip * len(corpus)
     print(
-        f"\nextraction: {len(shards)} shard jobs, longest {jobs_wall:.1f} s, summed {sum(r['s'] for r in shards):.1f} s;"
+        f"\nextraction: {len(shards)} shard jobs, longest {jobs_wall:.1f} s,"
+        f" summed {sum(r['s'] for r in shards):.1f} s;"
         f" in-process loop {per_clip * 1000:.1f} ms/clip -> {loop_total:.1f} s single-threaded,"
         f" {loop_total / args.cores:.1f} s ideally split over {args.cores} cores;"
         f" ratio workflow/ideal {jobs_wall / (loop_total / args.cores):.2f}"

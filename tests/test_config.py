@@ -71,6 +71,10 @@ def test_recipes_plan_their_runs(path, emodb):
     ]
     proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    n_runs = sum(len(b["feature_sets"]) * len(b["models"]) for b in config["runs"])
+    n_runs = sum(
+        len(b["feature_sets"]) * len(b["models"])
+        for ds in config["datasets"]
+        for b in ds.get("runs", config.get("runs"))
+    )
     planned = re.search(r"^train\s+(\d+)$", proc.stdout, re.M)
-    assert planned and int(planned[1]) == n_runs * len(config["datasets"])
+    assert planned and int(planned[1]) == n_runs

@@ -295,6 +295,17 @@ def dataset_section(
     }
 
 
+def extractor_table(common: dict, per_dataset: dict) -> dict:
+    """Extractor parameters for the provenance table: ``common``, plus one line per
+    dataset whose own ``features`` change some of them."""
+    out = {k: str(v) for k, v in common.items()}
+    for name, params in per_dataset.items():
+        changed = {k: v for k, v in params.items() if common.get(k) != v}
+        if changed:
+            out[f"dataset {name}"] = ", ".join(f"{k}={v}" for k, v in changed.items())
+    return out
+
+
 def render_report(datasets: list[dict], provenance: dict | None = None, title: str = "serflow report") -> str:
     """The report's HTML; ``datasets`` as returned by ``dataset_section``.
 
@@ -309,4 +320,21 @@ def render_report(datasets: list[dict], provenance: dict | None = None, title: s
         lstrip_blocks=True,
     )
     prov = {"config": "", "versions": {}, "extractor": {}, **(provenance or {})}
-    return env.get_template("report.html.j2").render(title=title, datasets=datasets, provenance=prov)
+    return env.get_template("report.html.j2").render(
+        title=title, datasets=datasets, overview=overview(datasets), provenance=prov
+    )
+
+
+def overview(datasets: list[dict]) -> list[dict]:
+    """Each dataset's best run, with its UAR's distance to the highest of them.
+
+    With several recipes as datasets of one config (``config/recipes/compare_emodb.yaml``)
+    this puts each recipe beside the best configuration.
+    """
+    rows = [
+        {"dataset": ds["name"], **next(r for r in ds["runs"] if r["best"])}
+        for ds in datasets
+        if ds["best"] is not None
+    ]
+    top = max((r["uar"] for r in rows), default=0.0)
+    return [{**r, "uar_gap": r["uar"] - top} for r in rows]

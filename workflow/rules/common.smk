@@ -29,10 +29,15 @@ min_version("9.0")
 
 validate(config, schema="../schemas/config.schema.yaml")
 
-try:
-    FEATURES = FeatureParams.from_config(config["features"])
-except ValueError as err:
-    raise ValueError(f"config key 'features': {err}") from None
+
+def _feature_params(overrides, where):
+    try:
+        return FeatureParams.from_config({**config["features"], **overrides})
+    except ValueError as err:
+        raise ValueError(f"config key {where!r}: {err}") from None
+
+
+FEATURES = _feature_params({}, "features")
 
 DATASETS = {d["name"]: d for d in config["datasets"]}
 if len(DATASETS) != len(config["datasets"]):
@@ -42,34 +47,54 @@ DATASET_EVALUATION = {
     name: {**EVALUATION_DEFAULTS, **config["evaluation"], **ds.get("evaluation", {})}
     for name, ds in DATASETS.items()
 }
+# A dataset may override the extractor parameters (merged over 'features'), the
+# feature tables and the runs: one config can then hold several recipes side by side.
+DATASET_FEATURES = {
+    name: _feature_params(ds.get("features", {}), f"datasets: {name}: features")
+    for name, ds in DATASETS.items()
+}
 
 FEATURE_GROUPS = {**FEATURE_SETS, **config["feature_sets"]}
-for name in config["feature_tables"]:
-    if name not in FEATURE_GROUPS:
-        raise ValueError(
-            f"config key 'feature_tables': {name!r} is neither built in "
-            f"({', '.join(FEATURE_SETS)}) nor defined in 'feature_sets'"
-        )
-
 MODELS = config["models"]
+
+
+def _run_pairs(blocks, where):
+    """(feature set, model) pairs of 'runs' blocks, in config order."""
+    pairs = []
+    for block in blocks:
+        for fs in block["feature_sets"]:
+            if fs not in FEATURE_GROUPS:
+                raise ValueError(
+                    f"config key {where!r}: feature set {fs!r} is not defined"
+                )
+            for model in block["models"]:
+                if model not in MODELS:
+                    raise ValueError(
+                        f"config key {where!r}: model {model!r} is not defined in 'models'"
+                    )
+                if (fs, model) not in pairs:
+                    pairs.append((fs, model))
+    return pairs
+
+
 # Without 'runs': every model on these feature sets.
-_runs = config.get("runs") or [
+_default_runs = config.get("runs") or [
     {"feature_sets": ["prosody", "mfcc_deltas", "all"], "models": list(MODELS)}
 ]
-RUNS = []  # (feature set, model) pairs, in config order
-for _block in _runs:
-    for _fs in _block["feature_sets"]:
+DATASET_RUNS = {}  # dataset -> run names "{feature set}-{model}"
+DATASET_TABLES = {}  # dataset -> feature sets to build a table for
+for _name, _ds in DATASETS.items():
+    _where = f"datasets: {_name}: " if "runs" in _ds else ""
+    _pairs = _run_pairs(_ds.get("runs") or _default_runs, f"{_where}runs")
+    DATASET_RUNS[_name] = [f"{fs}-{model}" for fs, model in _pairs]
+    _tables = _ds.get("feature_tables", config["feature_tables"])
+    for _fs in _tables:
         if _fs not in FEATURE_GROUPS:
-            raise ValueError(f"config key 'runs': feature set {_fs!r} is not defined")
-        for _model in _block["models"]:
-            if _model not in MODELS:
-                raise ValueError(
-                    f"config key 'runs': model {_model!r} is not defined in 'models'"
-                )
-            if (_fs, _model) not in RUNS:
-                RUNS.append((_fs, _model))
-RUN_NAMES = [f"{fs}-{model}" for fs, model in RUNS]
-TABLES = list(dict.fromkeys([*config["feature_tables"], *(fs for fs, _ in RUNS)]))
+            raise ValueError(
+                f"config key 'feature_tables': {_fs!r} is neither built in "
+                f"({', '.join(FEATURE_SETS)}) nor defined in 'feature_sets'"
+            )
+    DATASET_TABLES[_name] = list(dict.fromkeys([*_tables, *(fs for fs, _ in _pairs)]))
 
 _shards = config["extraction"]["shards"]
 N_SHARDS = (os.cpu_count() or 1) if _shards == "auto" else int(_shards)
@@ -94,6 +119,10 @@ wildcard_constraints:
 
 def dataset_config(wildcards):
     return DATASETS[wildcards.dataset]
+
+
+def run_names(wildcards):
+    return DATASET_RUNS[wildcards.dataset]
 
 
 def on_bad_file(wildcards):
@@ -156,7 +185,7 @@ def run_files(wildcards, name):
     return expand(
         "results/{dataset}/runs/{run}/{name}",
         dataset=wildcards.dataset,
-        run=RUN_NAMES,
+        run=DATASET_RUNS[wildcards.dataset],
         name=name,
     )
 
@@ -183,7 +212,9 @@ def submission_inputs(wildcards):
 def report_inputs(wildcards):
     inputs = {}
     for name in DATASETS:
-        runs = expand("results/{dataset}/runs/{run}", dataset=name, run=RUN_NAMES)
+        runs = expand(
+            "results/{dataset}/runs/{run}", dataset=name, run=DATASET_RUNS[name]
+        )
         inputs[f"{name}_manifest"] = f"results/{name}/manifest.parquet"
         inputs[f"{name}_rejected"] = f"results/{name}/rejected.csv"
         inputs[f"{name}_metrics"] = [f"{r}/metrics.json" for r in runs]
@@ -193,7 +224,7 @@ def report_inputs(wildcards):
             dataset=name,
             shard=SHARDS,
         )
-        if has_test_clips(name) and RUNS:
+        if has_test_clips(name) and DATASET_RUNS[name]:
             inputs[f"{name}_submissions"] = f"results/{name}/submissions.json"
     return inputs
 
@@ -204,8 +235,14 @@ def report_datasets():
         name: {
             "metric": DATASET_EVALUATION[name]["metric"],
             "label_map": ds.get("label_map") or {},
-            "tables": [f"results/{name}/features/{fs}.parquet" for fs in TABLES],
-            "models": [f"results/{name}/runs/{run}/model.joblib" for run in RUN_NAMES],
+            "runs": DATASET_RUNS[name],
+            "extractor": DATASET_FEATURES[name].to_dict(),
+            "tables": [
+                f"results/{name}/features/{fs}.parquet" for fs in DATASET_TABLES[name]
+            ],
+            "models": [
+                f"results/{name}/runs/{run}/model.joblib" for run in DATASET_RUNS[name]
+            ],
             "benchmarks": f"benchmarks/{name}",
         }
         for name, ds in DATASETS.items()
@@ -263,12 +300,13 @@ def shard_features(wildcards):
 
 
 def all_outputs():
+    tables = [
+        f"results/{name}/features/{fs}.parquet"
+        for name in DATASETS
+        for fs in DATASET_TABLES[name]
+    ]
     return (
-        expand(
-            "results/{dataset}/features/{feature_set}.parquet",
-            dataset=DATASETS,
-            feature_set=TABLES,
-        )
+        tables
         + expand("results/{dataset}/rejected.csv", dataset=DATASETS)
         + ["results/report.html"]
     )

@@ -33,8 +33,8 @@ checkpoint manifest:
         runtime=manifest_runtime,
     params:
         dataset=dataset_config,
-        min_samples=FEATURES.min_samples,
-        sample_rate=FEATURES.sample_rate,
+        min_samples=lambda wc: DATASET_FEATURES[wc.dataset].min_samples,
+        sample_rate=lambda wc: DATASET_FEATURES[wc.dataset].sample_rate,
         on_bad_file=on_bad_file,
     script:
         "../scripts/manifest.py"

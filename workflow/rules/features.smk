@@ -15,7 +15,7 @@ rule extract_features:
         runtime=extract_runtime,
         disk_mb=extract_disk_mb,
     params:
-        features=FEATURES.to_dict(),
+        features=lambda wc: DATASET_FEATURES[wc.dataset].to_dict(),
         cache_dir=config["cache_dir"],
         on_bad_file=on_bad_file,
     script:
@@ -39,7 +39,7 @@ rule feature_table:
         runtime=10,
     params:
         groups=lambda wc: list(FEATURE_GROUPS[wc.feature_set]),
-        features=FEATURES.to_dict(),
+        features=lambda wc: DATASET_FEATURES[wc.dataset].to_dict(),
     script:
         "../scripts/feature_table.py"
 

@@ -38,7 +38,7 @@ rule submissions:
     input:
         unpack(submission_inputs),
     output:
-        files=expand("results/{{dataset}}/submissions/{run}.csv", run=RUN_NAMES),
+        files=directory("results/{dataset}/submissions"),
         best=report(
             "results/{dataset}/submission.csv",
             category="Submissions",
@@ -51,7 +51,7 @@ rule submissions:
     conda:
         "../envs/serflow.yaml"
     params:
-        runs=RUN_NAMES,
+        runs=run_names,
         dataset=dataset_config,
         sample=sample_submission,
         metric=lambda wc: evaluation_config(wc)["metric"],

@@ -17,7 +17,6 @@ rule report:
         "../envs/serflow.yaml"
     params:
         datasets=report_datasets(),
-        runs=RUN_NAMES,
         extractor=FEATURES.to_dict(),
     script:
         "../scripts/report.py"

@@ -4,7 +4,7 @@ log = start_job(snakemake.log[0], snakemake.threads)
 
 import yaml
 
-from serflow.report import dataset_section, render_report
+from serflow.report import dataset_section, extractor_table, render_report
 from serflow.tables import package_versions
 from serflow.training import MODEL_PACKAGES
 
@@ -26,17 +26,19 @@ for name, info in snakemake.params.datasets.items():
         dataset_section(
             name,
             paths,
-            snakemake.params.runs,
+            info["runs"],
             out,
             info["metric"],
             info["label_map"],
-            snakemake.params.extractor["sample_rate"],
+            info["extractor"]["sample_rate"],
         )
     )
 provenance = {
     "config": yaml.safe_dump(dict(snakemake.config), sort_keys=False, allow_unicode=True),
     "versions": package_versions((*MODEL_PACKAGES, "librosa", "soundfile", "soxr", "pyarrow", "snakemake")),
-    "extractor": snakemake.params.extractor,
+    "extractor": extractor_table(
+        snakemake.params.extractor, {n: i["extractor"] for n, i in snakemake.params.datasets.items()}
+    ),
 }
 with open(out, "w", encoding="utf-8") as f:
     f.write(render_report(sections, provenance))

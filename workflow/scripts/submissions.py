@@ -2,13 +2,16 @@ from serflow.runtime import start_job
 
 log = start_job(snakemake.log[0], snakemake.threads)
 
+import os
+
 from serflow.submission import write_submissions
 
 runs = snakemake.params.runs
+os.makedirs(snakemake.output.files, exist_ok=True)
 summary = write_submissions(
     snakemake.input.manifest,
     {run: paths for run, paths in zip(runs, zip(snakemake.input.metrics, snakemake.input.test))},
-    dict(zip(runs, snakemake.output.files)),
+    {run: os.path.join(snakemake.output.files, f"{run}.csv") for run in runs},
     snakemake.output.best,
     snakemake.output.summary,
     snakemake.params.dataset,
