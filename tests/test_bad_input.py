@@ -7,7 +7,6 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
-import soundfile as sf
 from conftest import job_counts, run_snakemake, tone, write_wav
 from markupsafe import escape
 
@@ -27,46 +26,41 @@ def _stereo(y, n):
     return np.stack([y * (1.0 - 0.1 * c) for c in range(n)], axis=1)
 
 
-def _write(path, y, sr=16000, subtype="PCM_16", **kw):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    sf.write(path, y, sr, subtype=subtype, **kw)
-
-
 def _truncated(path, label, k):
-    _write(path, _clip(label, k))
+    write_wav(path, _clip(label, k))
     data = path.read_bytes()
     path.write_bytes(data[: len(data) // 2])
 
 
 def _corrupt_header(path, label, k):
-    _write(path, _clip(label, k))
+    write_wav(path, _clip(label, k))
     data = path.read_bytes()
     path.write_bytes(b"JUNK" + data[4:])
 
 
 # file name -> (writer(path, label, k), None when it must work, else its rejection reason)
 CASES = {
-    "pcm8.wav": (lambda p, lab, k: _write(p, _clip(lab, k), subtype="PCM_U8"), None),
-    "pcm24.wav": (lambda p, lab, k: _write(p, _clip(lab, k), subtype="PCM_24"), None),
-    "float32.wav": (lambda p, lab, k: _write(p, _clip(lab, k), subtype="FLOAT"), None),
-    "rate 8k.wav": (lambda p, lab, k: _write(p, _clip(lab, k, 8000), 8000), None),
-    "rate44k.wav": (lambda p, lab, k: _write(p, _clip(lab, k, 44100), 44100), None),
-    "rate48k.wav": (lambda p, lab, k: _write(p, _clip(lab, k, 48000), 48000), None),
-    "rate96k.wav": (lambda p, lab, k: _write(p, _clip(lab, k, 96000), 96000), None),
-    "stereo.wav": (lambda p, lab, k: _write(p, _stereo(_clip(lab, k), 2)), None),
-    "six channels.wav": (lambda p, lab, k: _write(p, _stereo(_clip(lab, k), 6)), None),
-    "lossless.flac": (lambda p, lab, k: _write(p, _clip(lab, k), subtype="PCM_16", format="FLAC"), None),
-    "vorbis.ogg": (lambda p, lab, k: _write(p, _clip(lab, k), subtype="VORBIS", format="OGG"), None),
-    "clipped.wav": (lambda p, lab, k: _write(p, np.clip(4.0 * _clip(lab, k), -1.0, 1.0)), None),
-    "émotion 日本.wav": (lambda p, lab, k: _write(p, _clip(lab, k)), None),
-    'it\'s "quoted".wav': (lambda p, lab, k: _write(p, _clip(lab, k)), None),
+    "pcm8.wav": (lambda p, lab, k: write_wav(p, _clip(lab, k), subtype="PCM_U8"), None),
+    "pcm24.wav": (lambda p, lab, k: write_wav(p, _clip(lab, k), subtype="PCM_24"), None),
+    "float32.wav": (lambda p, lab, k: write_wav(p, _clip(lab, k), subtype="FLOAT"), None),
+    "rate 8k.wav": (lambda p, lab, k: write_wav(p, _clip(lab, k, 8000), 8000), None),
+    "rate44k.wav": (lambda p, lab, k: write_wav(p, _clip(lab, k, 44100), 44100), None),
+    "rate48k.wav": (lambda p, lab, k: write_wav(p, _clip(lab, k, 48000), 48000), None),
+    "rate96k.wav": (lambda p, lab, k: write_wav(p, _clip(lab, k, 96000), 96000), None),
+    "stereo.wav": (lambda p, lab, k: write_wav(p, _stereo(_clip(lab, k), 2)), None),
+    "six channels.wav": (lambda p, lab, k: write_wav(p, _stereo(_clip(lab, k), 6)), None),
+    "lossless.flac": (lambda p, lab, k: write_wav(p, _clip(lab, k)), None),
+    "vorbis.ogg": (lambda p, lab, k: write_wav(p, _clip(lab, k), subtype="VORBIS"), None),
+    "clipped.wav": (lambda p, lab, k: write_wav(p, np.clip(4.0 * _clip(lab, k), -1.0, 1.0)), None),
+    "émotion 日本.wav": (lambda p, lab, k: write_wav(p, _clip(lab, k)), None),
+    'it\'s "quoted".wav': (lambda p, lab, k: write_wav(p, _clip(lab, k)), None),
     "truncated.wav": (_truncated, "truncated WAV: data chunk declares 32000 bytes, the file holds 15978"),
     "corrupt header.wav": (_corrupt_header, "cannot decode audio (Format not recognised.)"),
     "zero bytes.wav": (lambda p, lab, k: p.write_bytes(b""), "empty file (0 bytes)"),
     "text.wav": (lambda p, lab, k: p.write_text("id,label\n1,ang\n"), "cannot decode audio"),
-    "no samples.wav": (lambda p, lab, k: _write(p, np.zeros(0, np.float32)), "no audio samples"),
+    "no samples.wav": (lambda p, lab, k: write_wav(p, np.zeros(0, np.float32)), "no audio samples"),
     "tiny.wav": (
-        lambda p, lab, k: _write(p, _clip(lab, k)[:200]),
+        lambda p, lab, k: write_wav(p, _clip(lab, k)[:200]),
         "shorter than one analysis frame (200 samples at 16000 Hz < 512)",
     ),
     "never written.wav": (lambda p, lab, k: None, "file not found"),

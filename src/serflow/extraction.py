@@ -31,6 +31,8 @@ def extract_shard(ids, paths, checksums, params: FeatureParams, cache_root, on_b
     Returns (matrix float32 [n, n_features] with NaN rows for failures,
     list of error strings or None per clip, ShardStats). With
     ``on_bad_file='fail'`` a clip that cannot be processed raises AudioError.
+    Before the first clip it computes, numba's cache is warmed (``warm_numba_cache``);
+    a shard whose clips are all cached never loads the extractor's kernels.
     """
     names = feature_names(params)
     cache = FeatureCache(cache_root, params.cache_key(), len(names))
@@ -43,6 +45,8 @@ def extract_shard(ids, paths, checksums, params: FeatureParams, cache_root, on_b
         if vec is not None:
             stats.cached += 1
         else:
+            if stats.computed + stats.failed == 0:
+                warm_numba_cache(params, cache_root)
             try:
                 y = load_audio(path, params.sample_rate)
                 vec = extract_features(y, params)

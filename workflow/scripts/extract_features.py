@@ -2,13 +2,12 @@ from serflow.runtime import start_job
 
 log = start_job(snakemake.log[0], snakemake.threads)
 
-from serflow.extraction import extract_shard, warm_numba_cache
+from serflow.extraction import extract_shard
 from serflow.features import FeatureParams, feature_names
 from serflow.manifest import read_shard
 from serflow.tables import write_shard
 
 params = FeatureParams.from_config(snakemake.params.features)
-log.info("numba cache warm-up: %.2f s", warm_numba_cache(params, snakemake.params.cache_dir))
 shard = read_shard(snakemake.input[0])
 ids = [row["id"] for row in shard]
 matrix, errors, stats = extract_shard(
