@@ -26,6 +26,8 @@ COMPARE = ("mean", "std", "min", "max", "range", "slope", "iqr", "skew", "kurtos
 COMPARE += ("p1", "p5", "p10", "p25", "p50", "p75", "p90", "p95", "p99")
 BASE = {"n_mels": 64, "functionals": COMPARE}
 EXTENDED = {**BASE, "extended": True}
+#: The extended librosa columns, then openSMILE's eGeMAPSv02 and ComParE_2016 functionals.
+SMILE = {**EXTENDED, "opensmile": ["eGeMAPSv02", "ComParE_2016"]}
 #: 1e-4 .. 10 in half decades (10 ** (k / 2) rounded to 6 decimals)
 LOGREG_C = [0.0001, 0.000316, 0.001, 0.003162, 0.01, 0.031623, 0.1, 0.316228, 1.0, 3.162278, 10.0]
 SVC_C = [1.0, 3.0, 10.0, 30.0, 100.0]
@@ -56,6 +58,9 @@ def svc_linear(speaker_norm=True, c=(1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 0.1)):
     }
 
 
+#: Every librosa group of the extended extractor.
+GROUPS_EXT = ["prosody", "mfcc", "mfcc_deltas", "spectral", "mel"]
+GROUPS_EXT += ["spectral_shape", "spectral_deltas", "voice_quality", "prosody_dynamics", "rhythm"]
 #: name -> (feature parameters, feature groups, model config, inner_splits)
 CONFIGS = {
     # (a) config/recipes/emodb_best.yaml before issue 4's extended descriptors
@@ -90,6 +95,24 @@ CONFIGS = {
         ["prosody", "mfcc", "mfcc_deltas", "spectral", "spectral_shape", "spectral_deltas"]
         + ["voice_quality", "prosody_dynamics", "rhythm"],
         logreg(),
+        3,
+    ),
+    # openSMILE functionals: the issue's anchors, then beside the librosa columns
+    "egemaps_svc": (SMILE, ["egemaps"], svc_rbf(speaker_norm=False), 3),
+    "egemaps_svc_spk": (SMILE, ["egemaps"], svc_rbf(), 3),
+    "compare_linsvc": (SMILE, ["compare"], svc_linear(False, c=(1e-5, 1e-4, 1e-3, 1e-2, 0.1)), 3),
+    "compare_linsvc_spk": (SMILE, ["compare"], svc_linear(True, c=(1e-5, 1e-4, 1e-3, 1e-2, 0.1)), 3),
+    "compare_logreg": (SMILE, ["compare"], logreg(), 3),
+    "compare_logreg_spk": (SMILE, ["compare"], logreg(speaker_norm=True), 3),
+    "ext_egemaps_logreg": (SMILE, [*GROUPS_EXT, "egemaps"], logreg(), 3),
+    "ext_compare_logreg": (SMILE, ["all"], logreg(), 3),
+    "ext_compare_logreg_spk": (SMILE, ["all"], logreg(speaker_norm=True), 3),
+    # the feature set chosen inside the training folds, with C: librosa, ComParE or both
+    "pick_logreg": (SMILE, ["all"], {**logreg(), "feature_groups": [GROUPS_EXT, ["compare"], ["all"]]}, 3),
+    "pick_logreg_spk": (
+        SMILE,
+        ["all"],
+        {**logreg(speaker_norm=True), "feature_groups": [GROUPS_EXT, ["compare"], ["all"]]},
         3,
     ),
 }
@@ -139,12 +162,39 @@ def load_features(emodb: Path, params, cache: Path):
     return table, names
 
 
+def vote(names, cache: Path) -> None:
+    """Pooled LOSO scores of the mean class probabilities of several saved configurations."""
+    import pandas as pd
+
+    sys.path.insert(0, str(REPO / "src"))
+    from serflow.evaluation import score
+
+    runs = [pd.read_csv(cache / f"predictions-{name}.csv") for name in names]
+    first = runs[0]
+    labels = [c.removeprefix("proba_") for c in first.columns if c.startswith("proba_")]
+    proba = np.mean([r[[f"proba_{lab}" for lab in labels]].to_numpy() for r in runs], axis=0)
+    assert all((r["id"] == first["id"]).all() for r in runs)
+    y = first["label"].map({lab: i for i, lab in enumerate(labels)}).to_numpy()
+    m = score(y, proba.argmax(axis=1), labels)
+    ci = m["uar_ci95"]
+    print(
+        f"vote {' + '.join(names)}: UAR {m['uar']:.3f} [{ci[0]:.3f}, {ci[1]:.3f}]  "
+        f"acc {m['accuracy']:.3f}  F1 {m['macro_f1']:.3f}"
+    )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--emodb", type=Path, default=REPO.parent / "shared" / "data" / "emodb" / "wav")
     ap.add_argument("--cache", type=Path, default=Path("/tmp/serflow-accuracy"))
     ap.add_argument("--only", nargs="+", choices=sorted(CONFIGS), help="configurations to run")
     ap.add_argument("--list", action="store_true", help="list the configurations and exit")
+    ap.add_argument(
+        "--vote",
+        nargs="+",
+        metavar="NAME",
+        help="soft voting: average the out-of-fold probabilities saved by earlier runs of these",
+    )
     args = ap.parse_args()
     if args.list:
         for name, (feat, groups, model, inner) in CONFIGS.items():
@@ -153,9 +203,11 @@ def main() -> None:
     sys.path.insert(0, str(REPO / "src"))
     from serflow.features import FeatureParams, select_columns
     from serflow.runtime import limit_threads
-    from serflow.training import evaluate_run
+    from serflow.training import dumps_metrics, evaluate_run
 
     limit_threads(1)
+    if args.vote:
+        return vote(args.vote, args.cache)
     if not args.emodb.is_dir():
         sys.exit(f"EmoDB not found at {args.emodb}")
     rows = []
@@ -166,8 +218,10 @@ def main() -> None:
         columns = select_columns(names, groups)
         model = resolve_model(model, len(columns))
         start = time.perf_counter()
-        _, m = evaluate_run(table, columns, model, {"protocol": "loso", "inner_splits": inner})
+        pred, m = evaluate_run(table, columns, model, {"protocol": "loso", "inner_splits": inner})
         took = time.perf_counter() - start
+        pred.to_csv(args.cache / f"predictions-{name}.csv", index=False)
+        (args.cache / f"metrics-{name}.json").write_text(dumps_metrics(m))
         chosen = sorted({str(f["params"]) for f in m["folds"]})
         rows.append((name, len(columns), m, took))
         ci = m["uar_ci95"]

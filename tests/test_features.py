@@ -1,3 +1,5 @@
+import dataclasses
+
 import numpy as np
 import pytest
 from conftest import tone
@@ -6,6 +8,7 @@ from serflow.features import (
     ENERGY_BANDS,
     EXTENDED_GROUPS,
     GROUPS,
+    OPENSMILE_SETS,
     RHYTHM,
     FeatureParams,
     _frames,
@@ -264,4 +267,6 @@ def test_schema_knows_every_group_and_parameter():
     schema = yaml.safe_load((REPO / "workflow" / "schemas" / "config.schema.yaml").read_text())
     enum = schema["properties"]["feature_sets"]["additionalProperties"]["items"]["enum"]
     assert set(enum) == {*GROUPS, "all"}
-    assert set(schema["$defs"]["features"]["properties"]) == set(FeatureParams().to_dict())
+    properties = schema["$defs"]["features"]["properties"]
+    assert set(properties) == {f.name for f in dataclasses.fields(FeatureParams)}
+    assert properties["opensmile"]["items"]["enum"] == list(OPENSMILE_SETS)

@@ -12,7 +12,14 @@ from serflow.evaluation import (
     resolve_protocol,
     score,
 )
-from serflow.models import ESTIMATORS, chosen_params, fit_model, inner_folds, make_pipeline
+from serflow.models import (
+    ESTIMATORS,
+    chosen_params,
+    feature_importance,
+    fit_model,
+    inner_folds,
+    make_pipeline,
+)
 
 
 def blobs(n_per=20, n_classes=3, n_speakers=4, seed=0):
@@ -158,3 +165,36 @@ def test_class_weight_and_missing_classes_in_a_training_fold():
     assert weighted.predict_proba(x)[:, 1].mean() > plain.predict_proba(x)[:, 1].mean()
     with pytest.raises(ValueError, match="takes no class_weight"):
         fit_model("majority", x, y, class_weight="balanced")
+
+
+def test_feature_groups_are_chosen_inside_each_training_fold():
+    x, y, groups = blobs(n_per=24, n_speakers=6)
+    rng = np.random.default_rng(1)
+    noise = rng.normal(size=(len(y), 3))
+    x = np.hstack([noise, x[:, :2]])  # prosody columns: noise; mfcc columns: the classes
+    names = ["f0_mean", "energy_mean", "tempo_bpm", "mfcc00_mean", "mfcc01_mean"]
+    choices = [["prosody"], ["mfcc"], ["all"]]
+    folds = make_folds(y, groups, "loso")
+
+    def fit(xs, ys, gs):
+        return fit_model("logreg", xs, ys, gs, grid={"C": [0.1]}, feature_groups=choices, feature_names=names)
+
+    _, _, fitted = cross_val_predict_proba(fit, x, y, folds, 3, groups)
+    for (train, _), model in zip(folds, fitted):
+        assert chosen_params(model, "logreg")["feature_groups"] in (["mfcc"], ["all"])
+        assert all(len(set(groups[train][te]) & set(groups[train][tr])) == 0 for tr, te in model.cv)
+        # the selector's choice was scored on inner folds: prosody alone is at chance
+        scores = dict(
+            zip(map(tuple, model.cv_results_["param_groups__groups"]), model.cv_results_["mean_test_score"])
+        )
+        assert scores[("prosody",)] < 0.6 < scores[("mfcc",)]
+    fixed = fit_model("random_forest", x, y, feature_groups=[["prosody"]], feature_names=names)
+    assert chosen_params(fixed, "random_forest") == {}
+    kind, values = feature_importance(fixed, "random_forest", names)
+    assert values[3:].tolist() == [0.0, 0.0] and values[:3].sum() == pytest.approx(1.0)
+    with pytest.raises(ValueError, match=r"feature groups \['rhythm'\] select no column"):
+        fit_model("logreg", x, y, feature_groups=[["rhythm"]], feature_names=names)
+    with pytest.raises(ValueError, match="unknown feature group"):
+        fit_model("logreg", x, y, feature_groups=[["pitch"]], feature_names=names)
+    with pytest.raises(ValueError, match="needs feature_names"):
+        fit_model("logreg", x, y, feature_groups=[["mfcc"]])

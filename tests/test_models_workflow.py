@@ -145,3 +145,19 @@ def test_competition_with_integer_labels_and_own_split(tmp_path):
     sub = pd.read_csv(tmp_path / "results/comp/submission.csv", dtype=str)
     assert set(sub["label"]) <= set(codes.values())  # written back in the competition's integer coding
     assert "speaker-dependent" in (tmp_path / "results/report.html").read_text()
+
+
+def test_feature_groups_outside_the_runs_table_stop_the_run_before_any_job(tmp_path):
+    config = {
+        "datasets": [{"name": "demo", "adapter": "demo", "n_train": 40, "n_test": 8}],
+        "models": {"pick": {"kind": "logreg", "feature_groups": [["prosody"], ["mfcc", "spectral"]]}},
+        "runs": [{"feature_sets": ["mfcc_deltas"], "models": ["pick"]}],
+    }
+    proc = run_snakemake(tmp_path, config, "-n", check=False)
+    assert proc.returncode != 0
+    assert (
+        "dataset 'demo', run 'mfcc_deltas-pick': feature_groups ['prosody'] name ['prosody'], "
+        "which the table 'mfcc_deltas' does not hold"
+    ) in proc.stdout + proc.stderr
+    config["runs"] = [{"feature_sets": ["all"], "models": ["pick"]}]
+    assert run_snakemake(tmp_path, config, "-n", check=False).returncode == 0

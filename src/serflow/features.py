@@ -4,13 +4,18 @@ One extractor computes every descriptor from one load, one STFT and one YIN pass
 named feature groups then select columns. ``feature_names(params)`` lists the columns
 of the vector that ``extract_features(y, params)`` returns, in the same order.
 ``FeatureParams(extended=True)`` appends the groups of ``EXTENDED_GROUPS`` after the
-default columns, which stay unchanged.
+default columns, which stay unchanged. ``FeatureParams(opensmile=[...])`` appends the
+functionals of openSMILE feature sets (optional ``opensmile`` package), computed from the
+same loaded clip, as the groups of ``OPENSMILE_SETS``.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import importlib.util
 import json
+import math
 import re
 from dataclasses import asdict, dataclass, field, fields
 
@@ -27,7 +32,11 @@ SPECTRAL = ("zcr", "spectral_centroid", "spectral_bandwidth", "spectral_rolloff"
 #: Groups of the default columns, then those only ``extended=True`` adds.
 BASE_GROUPS = ("prosody", "mfcc", "mfcc_deltas", "spectral", "mel")
 EXTENDED_GROUPS = ("spectral_shape", "spectral_deltas", "voice_quality", "prosody_dynamics", "rhythm")
-GROUPS = BASE_GROUPS + EXTENDED_GROUPS
+#: openSMILE functional sets ``opensmile=[...]`` can add: feature set -> group (column prefix).
+OPENSMILE_SETS = {"eGeMAPSv02": "egemaps", "ComParE_2016": "compare"}
+#: openSMILE returns NaN for clips shorter than this.
+OPENSMILE_MIN_SECONDS = 0.06
+GROUPS = BASE_GROUPS + EXTENDED_GROUPS + tuple(OPENSMILE_SETS.values())
 
 #: Band energies (dB) of the extended descriptors: (low, high) in Hz.
 ENERGY_BANDS = ((0, 500), (500, 1000), (1000, 2000), (2000, 4000), (4000, 8000))
@@ -73,6 +82,8 @@ FEATURE_SETS = {
     "spectral": ("spectral",),
     "mel": ("mel",),
     "all": ("all",),
+    "egemaps": ("egemaps",),
+    "compare": ("compare",),
 }
 
 
@@ -96,9 +107,21 @@ class FeatureParams:
     #: Append the descriptors of ``EXTENDED_GROUPS`` (spectral shape and its deltas, voice
     #: quality, F0 and energy dynamics, rhythm); the default columns stay as they are.
     extended: bool = False
+    #: openSMILE functional sets to append (keys of ``OPENSMILE_SETS``), in this order.
+    opensmile: tuple[str, ...] = ()
 
     def __post_init__(self):
         object.__setattr__(self, "functionals", tuple(self.functionals))
+        object.__setattr__(self, "opensmile", tuple(self.opensmile))
+        for name in self.opensmile:
+            if name not in OPENSMILE_SETS:
+                raise ValueError(f"unknown openSMILE feature set {name!r}: use {', '.join(OPENSMILE_SETS)}")
+        if len(set(self.opensmile)) != len(self.opensmile):
+            raise ValueError("opensmile contains duplicates")
+        if self.opensmile and importlib.util.find_spec("opensmile") is None:
+            raise ValueError(
+                "opensmile feature sets need the 'opensmile' package: pip install 'serflow[opensmile]'"
+            )
         for name in self.functionals:
             if name not in _NAMED_FUNCTIONALS and not _PERCENTILE.match(name):
                 raise ValueError(f"unknown functional {name!r}: use {', '.join(_NAMED_FUNCTIONALS)} or pNN")
@@ -134,21 +157,34 @@ class FeatureParams:
     def to_dict(self) -> dict:
         d = asdict(self)
         d["functionals"] = list(self.functionals)
+        d["opensmile"] = list(self.opensmile)
+        if not self.opensmile:  # keeps the cache keys of configs without openSMILE
+            del d["opensmile"]
         return d
 
     @property
     def min_samples(self) -> int:
-        """Shortest usable clip: one analysis frame."""
+        """Shortest usable clip: one analysis frame (60 ms with openSMILE)."""
+        if self.opensmile:
+            return max(self.n_fft, math.ceil(OPENSMILE_MIN_SECONDS * self.sample_rate))
         return self.n_fft
+
+    @property
+    def groups(self) -> tuple[str, ...]:
+        """The feature groups these parameters produce."""
+        extended = EXTENDED_GROUPS if self.extended else ()
+        return BASE_GROUPS + extended + tuple(OPENSMILE_SETS[s] for s in self.opensmile)
 
     def cache_key(self) -> str:
         """Hash of the parameters, the extractor version and librosa's version."""
         import librosa
 
-        blob = json.dumps(
-            {"extractor": EXTRACTOR_VERSION, "librosa": librosa.__version__, **self.to_dict()},
-            sort_keys=True,
-        )
+        key = {"extractor": EXTRACTOR_VERSION, "librosa": librosa.__version__, **self.to_dict()}
+        if self.opensmile:
+            from importlib.metadata import version
+
+            key["opensmile_version"] = version("opensmile")
+        blob = json.dumps(key, sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
@@ -204,11 +240,17 @@ def feature_names(params: FeatureParams) -> list[str]:
         for rows in extended_descriptor_names():
             names += [f"{d}_{f}" for d in rows for f in fun]
         names += RHYTHM
+    for feature_set in params.opensmile:
+        group = OPENSMILE_SETS[feature_set]
+        names += [f"{group}_{name}" for name in _smile(feature_set).feature_names]
     return names
 
 
 def feature_group(name: str) -> str:
     """The group (one of ``GROUPS``) a column belongs to."""
+    prefix = name.split("_", 1)[0]
+    if prefix in _OPENSMILE_GROUPS:
+        return prefix
     descriptor = name.rsplit("_", 1)[0]
     if descriptor in _EXTENDED_ROW_GROUP:
         return _EXTENDED_ROW_GROUP[descriptor]
@@ -226,6 +268,7 @@ def feature_group(name: str) -> str:
 
 
 _EXTENDED_ROW_GROUP = _extended_row_groups()
+_OPENSMILE_GROUPS = set(OPENSMILE_SETS.values())
 
 
 def select_columns(names, groups) -> list[str]:
@@ -584,5 +627,28 @@ def extract_features(y: np.ndarray, params: FeatureParams) -> np.ndarray:
             functionals(on_pairs, fun, t_pairs).ravel(),
             scalars,
         ]
-    vec = np.concatenate(parts)
-    return np.nan_to_num(vec, nan=0.0, posinf=0.0, neginf=0.0).astype(np.float32)
+    vec = np.nan_to_num(np.concatenate(parts), nan=0.0, posinf=0.0, neginf=0.0)
+    # openSMILE values stay as they are: a NaN there means the clip was too short, and the
+    # extraction rejects the clip.
+    smile = [opensmile_functionals(y, params.sample_rate, s) for s in params.opensmile]
+    return np.concatenate([vec, *smile]).astype(np.float32)
+
+
+@functools.cache
+def _smile(feature_set: str):
+    # Built once per process: creating a Smile object takes about 0.3 s.
+    import opensmile
+
+    return opensmile.Smile(feature_set=feature_set, feature_level=opensmile.FeatureLevel.Functionals)
+
+
+def opensmile_functionals(y: np.ndarray, sample_rate: int, feature_set: str) -> np.ndarray:
+    """openSMILE's functionals of ``feature_set`` (a key of ``OPENSMILE_SETS``) for one clip.
+
+    Returns float64 values in the order of the set's feature names; NaN when the clip is
+    shorter than ``OPENSMILE_MIN_SECONDS``.
+    """
+    # openSMILE converts to 16-bit integers by multiplying by 32768 without clipping:
+    # a sample at full scale would wrap around.
+    y = np.clip(np.asarray(y, dtype=np.float32), -1.0, 32767 / 32768)
+    return _smile(feature_set).process_signal(y, sample_rate).to_numpy(dtype=np.float64).ravel()

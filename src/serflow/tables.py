@@ -16,7 +16,7 @@ import pyarrow.parquet as pq
 
 META_KEY = b"serflow"
 ID_COLUMNS = ("id", "label", "speaker", "split", "stratum")
-_PACKAGES = ("serflow", "librosa", "numpy", "scipy", "soundfile", "soxr", "pandas", "pyarrow")
+_PACKAGES = ("serflow", "librosa", "opensmile", "numpy", "scipy", "soundfile", "soxr", "pandas", "pyarrow")
 # Distributions that install a package under another name (the CPU-only xgboost build).
 _ALIASES = {"xgboost": ("xgboost", "xgboost-cpu")}
 

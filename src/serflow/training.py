@@ -35,11 +35,14 @@ def load_table(path):
 
 def _model_kwargs(model: dict) -> dict:
     """The arguments of ``fit_model`` that a model config sets."""
-    return {
+    kwargs = {
         "params": model.get("params") or {},
         "grid": model.get("grid") or {},
         "class_weight": model.get("class_weight"),
     }
+    if model.get("feature_groups"):
+        kwargs["feature_groups"] = [list(g) for g in model["feature_groups"]]
+    return kwargs
 
 
 def feature_matrix(table, columns, speaker_norm: bool = False):
@@ -111,6 +114,7 @@ def evaluate_run(table, columns, model: dict, evaluation: dict | None = None, th
             threads=threads,
             random_state=ev["random_state"],
             inner_splits=ev["inner_splits"],
+            feature_names=columns,
             **kw,
         )
 
@@ -196,6 +200,7 @@ def fit_final(table, columns, model: dict, evaluation: dict | None = None, threa
         threads=threads,
         random_state=ev["random_state"],
         inner_splits=ev["inner_splits"],
+        feature_names=columns,
         **_model_kwargs(model),
     )
     bundle = {

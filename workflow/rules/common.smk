@@ -13,7 +13,12 @@ os.environ.update(
     PYTHONPATH=os.pathsep.join(p for p in (SRC, os.environ.get("PYTHONPATH")) if p)
 )
 
-from serflow.features import FEATURE_SETS, FeatureParams
+from serflow.features import (
+    EXTENDED_GROUPS,
+    FEATURE_SETS,
+    OPENSMILE_SETS,
+    FeatureParams,
+)
 from serflow.manifest import (
     DEMO_N_TEST,
     DEMO_N_TRAIN,
@@ -81,6 +86,10 @@ def _run_pairs(blocks, where):
 _default_runs = config.get("runs") or [
     {"feature_sets": ["prosody", "mfcc_deltas", "all"], "models": list(MODELS)}
 ]
+_GROUP_NEEDS = {
+    **{g: "features: {extended: true}" for g in EXTENDED_GROUPS},
+    **{g: f"features: {{opensmile: [{s}]}}" for s, g in OPENSMILE_SETS.items()},
+}
 DATASET_RUNS = {}  # dataset -> run names "{feature set}-{model}"
 DATASET_TABLES = {}  # dataset -> feature sets to build a table for
 for _name, _ds in DATASETS.items():
@@ -95,6 +104,23 @@ for _name, _ds in DATASETS.items():
                 f"({', '.join(FEATURE_SETS)}) nor defined in 'feature_sets'"
             )
     DATASET_TABLES[_name] = list(dict.fromkeys([*_tables, *(fs for fs, _ in _pairs)]))
+    for _fs in DATASET_TABLES[_name]:
+        for _group in FEATURE_GROUPS[_fs]:
+            if _group != "all" and _group not in DATASET_FEATURES[_name].groups:
+                raise ValueError(
+                    f"dataset {_name!r}: feature set {_fs!r} needs the group {_group!r}: "
+                    f"set {_GROUP_NEEDS[_group]}"
+                )
+    for _fs, _model in _pairs:
+        _groups = FEATURE_GROUPS[_fs]
+        _available = DATASET_FEATURES[_name].groups if "all" in _groups else _groups
+        for _choice in MODELS[_model].get("feature_groups") or []:
+            _missing = [g for g in _choice if g != "all" and g not in _available]
+            if _missing:
+                raise ValueError(
+                    f"dataset {_name!r}, run '{_fs}-{_model}': feature_groups {_choice} "
+                    f"name {_missing}, which the table {_fs!r} does not hold"
+                )
 
 _shards = config["extraction"]["shards"]
 N_SHARDS = (os.cpu_count() or 1) if _shards == "auto" else int(_shards)
@@ -170,7 +196,10 @@ def model_config(wildcards):
     """A model's settings that shape its results (threads do not)."""
     m = MODELS[wildcards.model]
     keys = ("kind", "params", "grid", "class_weight", "speaker_norm")
-    return {k: m.get(k) for k in keys}
+    cfg = {k: m.get(k) for k in keys}
+    if m.get("feature_groups"):  # only when set: other models keep their params
+        cfg["feature_groups"] = m["feature_groups"]
+    return cfg
 
 
 def model_threads(wildcards):
