@@ -267,6 +267,8 @@ def test_schema_knows_every_group_and_parameter():
     schema = yaml.safe_load((REPO / "workflow" / "schemas" / "config.schema.yaml").read_text())
     enum = schema["properties"]["feature_sets"]["additionalProperties"]["items"]["enum"]
     assert set(enum) == {*GROUPS, "all"}
+    model_groups = schema["$defs"]["model"]["properties"]["feature_groups"]["items"]["items"]["enum"]
+    assert model_groups == enum
     properties = schema["$defs"]["features"]["properties"]
     assert set(properties) == {f.name for f in dataclasses.fields(FeatureParams)}
     assert properties["opensmile"]["items"]["enum"] == list(OPENSMILE_SETS)
