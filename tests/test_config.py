@@ -61,6 +61,7 @@ def test_recipes_plan_their_runs(path, emodb):
     cmd = [
         SNAKEMAKE,
         "-n",
+        "--forceall",  # plan every job, whatever a local results/ already holds
         "--nolock",
         "--cores",
         "2",

@@ -265,10 +265,10 @@ def test_schema_knows_every_group_and_parameter():
     from conftest import REPO
 
     schema = yaml.safe_load((REPO / "workflow" / "schemas" / "config.schema.yaml").read_text())
-    enum = schema["properties"]["feature_sets"]["additionalProperties"]["items"]["enum"]
-    assert set(enum) == {*GROUPS, "all"}
-    model_groups = schema["$defs"]["model"]["properties"]["feature_groups"]["items"]["items"]["enum"]
-    assert model_groups == enum
+    group = {"$ref": "#/$defs/group"}
+    assert schema["properties"]["feature_sets"]["additionalProperties"]["items"] == group
+    assert schema["$defs"]["model"]["properties"]["feature_groups"]["items"]["items"] == group
+    assert set(schema["$defs"]["group"]["enum"]) == {*GROUPS, "all"}
     properties = schema["$defs"]["features"]["properties"]
     assert set(properties) == {f.name for f in dataclasses.fields(FeatureParams)}
     assert properties["opensmile"]["items"]["enum"] == list(OPENSMILE_SETS)
