@@ -15,11 +15,8 @@ include: "workflow/rules/models.smk"
 include: "workflow/rules/report.smk"
 
 
-localrules:
-    all,
-
-
 rule all:
     default_target: True
     input:
         all_outputs(),
+    localrule: True

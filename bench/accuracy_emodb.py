@@ -126,26 +126,25 @@ def resolve_model(model: dict, n_features: int) -> dict:
     return model
 
 
-def load_features(emodb: Path, params, cache: Path):
+def load_features(emodb: Path, spec, cache: Path):
     """(table as the workflow builds it, feature names), extracting once per cache key."""
     import pandas as pd
 
     from serflow.audio import load_audio
-    from serflow.features import extract_features, feature_names
     from serflow.manifest import read_entries
 
     entries = [
         e for e in read_entries({"name": "emodb", "adapter": "emodb", "root": str(emodb)}) if not e.error
     ]
-    names = feature_names(params)
-    path = cache / f"emodb-{params.cache_key()}.npz"
+    names = [c for c, _ in spec.columns()]
+    path = cache / f"emodb-{spec.cache_key()}.npz"
     if path.exists():
         stored = np.load(path)
         matrix, ids = stored["x"], list(stored["ids"])
         assert ids == [e.id for e in entries]
     else:
         start = time.perf_counter()
-        matrix = np.stack([extract_features(load_audio(e.path, params.sample_rate), params) for e in entries])
+        matrix = np.stack([spec.extract(load_audio(e.path, spec.sample_rate)) for e in entries])
         took = time.perf_counter() - start
         print(f"  extracted {len(entries)} clips: {1000 * took / len(entries):.1f} ms/clip", flush=True)
         cache.mkdir(parents=True, exist_ok=True)
@@ -201,7 +200,7 @@ def main() -> None:
             print(f"{name:<20} features={feat} groups={groups} model={model} inner_splits={inner}")
         return
     sys.path.insert(0, str(REPO / "src"))
-    from serflow.features import FeatureParams, select_columns
+    from serflow.features import FeatureSpec, select_columns
     from serflow.runtime import limit_threads
     from serflow.training import dumps_metrics, evaluate_run
 
@@ -213,9 +212,10 @@ def main() -> None:
     rows = []
     for name in args.only or list(CONFIGS):
         feat, groups, model, inner = CONFIGS[name]
-        params = FeatureParams.from_config(feat)
-        table, names = load_features(args.emodb, params, args.cache)
-        columns = select_columns(names, groups)
+        spec = FeatureSpec.from_config(feat)
+        table, names = load_features(args.emodb, spec, args.cache)
+        columns = select_columns(dict(spec.columns()), groups)
+        table.attrs["column_groups"] = dict(spec.columns())
         model = resolve_model(model, len(columns))
         start = time.perf_counter()
         pred, m = evaluate_run(table, columns, model, {"protocol": "loso", "inner_splits": inner})

@@ -47,20 +47,19 @@ def snakemake(workdir: Path, cores: int, *targets: str) -> tuple[float, float]:
     return wall, children_cpu() - cpu
 
 
-def in_process_loop(paths, params) -> tuple[float, float, float]:
+def in_process_loop(paths, spec) -> tuple[float, float, float]:
     """Warm single-thread loop: (wall s, CPU s, audio s) over ``paths`` after one warm-up file."""
     from serflow.audio import load_audio
-    from serflow.features import extract_features
     from serflow.runtime import limit_threads
 
     limit_threads(1)
-    extract_features(load_audio(paths[0], params.sample_rate), params)
+    spec.extract(load_audio(paths[0], spec.sample_rate))
     audio = 0.0
     cpu, start = time.process_time(), time.perf_counter()
     for path in paths:
-        y = load_audio(path, params.sample_rate)
-        extract_features(y, params)
-        audio += y.size / params.sample_rate
+        y = load_audio(path, spec.sample_rate)
+        spec.extract(y)
+        audio += y.size / spec.sample_rate
     return time.perf_counter() - start, time.process_time() - cpu, audio
 
 
@@ -96,7 +95,7 @@ def main() -> None:
     sys.path.insert(0, str(REPO / "src"))
     import pandas as pd
 
-    from serflow.features import FeatureParams
+    from serflow.features import FeatureSpec
 
     if not args.emodb.is_dir():
         sys.exit(f"EmoDB not found at {args.emodb}")
@@ -108,7 +107,7 @@ def main() -> None:
 
     # 2. Stage by stage in a fresh folder (own cache).
     workdir = new_workdir(args.emodb, args.cores)
-    shards = [f"{ds}/features/shards/{k:03d}.parquet" for k in range(args.cores)]
+    shards = [f"{ds}/features/descriptors/{k:03d}.parquet" for k in range(args.cores)]
     tables = [
         f"{ds}/features/{s}.parquet" for s in ("prosody", "mfcc", "mfcc_deltas", "spectral", "mel", "all")
     ]
@@ -154,7 +153,7 @@ def main() -> None:
         ("no-op rerun (s)", round(t_noop, 2), "target < 10"),
     ]
     if not args.skip_baselines:
-        loop_wall, loop_cpu, loop_audio = in_process_loop(list(manifest["path"]), FeatureParams())
+        loop_wall, loop_cpu, loop_audio = in_process_loop(list(manifest["path"]), FeatureSpec.from_config({}))
         assert abs(loop_audio - audio) < 1.0
         train_wall, train_cpu = in_process_training(workdir, metrics)
         rows += [

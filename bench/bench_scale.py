@@ -67,16 +67,16 @@ def rule_benchmarks(workdir: Path) -> dict[str, list[dict]]:
 def extraction_loop(paths, n: int) -> float:
     """Seconds per clip of a warm single-thread extraction loop over ``n`` of ``paths``."""
     from serflow.audio import load_audio
-    from serflow.features import FeatureParams, extract_features
+    from serflow.features import FeatureSpec
     from serflow.runtime import limit_threads
 
     limit_threads(1)
-    params = FeatureParams()
+    spec = FeatureSpec.from_config({})
     sample = paths[:: max(1, len(paths) // n)][:n]
-    extract_features(load_audio(sample[0], params.sample_rate), params)
+    spec.extract(load_audio(sample[0], spec.sample_rate))
     start = time.perf_counter()
     for path in sample:
-        extract_features(load_audio(path, params.sample_rate), params)
+        spec.extract(load_audio(path, spec.sample_rate))
     return (time.perf_counter() - start) / len(sample)
 
 

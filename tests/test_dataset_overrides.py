@@ -41,7 +41,7 @@ def test_each_dataset_its_own_extractor_tables_and_runs(tmp_path):
     ]
     assert json.loads((a / "submissions.json").read_text())["best"] == "mfcc-logreg"
     # Same audio, other extractor parameters: separate cache entries, 48 each.
-    keys = [p for p in (tmp_path / "results/cache").iterdir() if p.is_dir()]
+    keys = [p for p in (tmp_path / "results/cache/descriptors").iterdir() if p.is_dir()]
     assert len(keys) == 2 and all(len(list(k.rglob("*.npy"))) == 48 for k in keys)
 
     page = (tmp_path / "results/report.html").read_text(encoding="utf-8")
@@ -63,4 +63,4 @@ def test_each_dataset_its_own_extractor_tables_and_runs(tmp_path):
     gaps = [float(r[6]) for r in rows]
     assert gaps == [round(uar["recipe_a"] - top, 3), round(uar["recipe_b"] - top, 3)] and max(gaps) == 0
     # Provenance names the extractor parameters each dataset changed.
-    assert 'dataset recipe_a</td><td class="text">n_mfcc=8, functionals=[&#39;mean&#39;]' in page
+    assert 'dataset recipe_a: descriptors</td><td class="text">functionals=[&#39;mean&#39;], n_mfcc=8' in page

@@ -1,29 +1,28 @@
-import dataclasses
-
 import numpy as np
 import pytest
 from conftest import tone
 
-from serflow.features import (
-    ENERGY_BANDS,
-    EXTENDED_GROUPS,
-    GROUPS,
-    OPENSMILE_SETS,
-    RHYTHM,
-    FeatureParams,
-    _frames,
-    extended_descriptor_names,
-    extended_descriptors,
-    extract_features,
-    feature_group,
-    feature_names,
-    functionals,
-    rhythm,
-    select_columns,
-    yin,
-)
+from serflow.features import Clip, Descriptors, Extended, FeatureSpec, select_columns
+from serflow.features.descriptors import analysis
+from serflow.features.extended import ENERGY_BANDS, RHYTHM, extended_descriptors, rhythm
+from serflow.features.functionals import functionals
+from serflow.features.pitch import yin
 
-P = FeatureParams()
+P = Descriptors()
+EXTENDED_GROUPS = Extended.GROUPS
+
+
+def extract_features(y, ext):
+    return ext.compute(Clip(y, ext.sample_rate))
+
+
+def feature_names(ext):
+    return ext.names()
+
+
+def feature_group(name, ext=None):
+    groups = {**P.column_groups(), **X.column_groups()} if ext is None else ext.column_groups()
+    return groups[name]
 
 
 def test_names_match_vector_and_are_unique():
@@ -79,31 +78,36 @@ def test_groups_and_selection():
     assert feature_group("f0_mean") == "prosody" and feature_group("tempo_bpm") == "prosody"
     assert feature_group("mfcc03_delta_mean") == "mfcc_deltas" and feature_group("mfcc03_mean") == "mfcc"
     assert feature_group("spectral_flatness_p10") == "spectral" and feature_group("mel07_std") == "mel"
-    assert select_columns(names, ["all"]) == names
-    mfcc = select_columns(names, ["mfcc"])
+    groups = P.column_groups()
+    assert select_columns(groups, ["all"]) == names
+    mfcc = select_columns(groups, ["mfcc"])
     assert len(mfcc) == P.n_mfcc * len(P.functionals) and all("_delta" not in c for c in mfcc)
-    both = select_columns(names, ["prosody", "mel"])
+    both = select_columns(groups, ["prosody", "mel"])
     assert {feature_group(c) for c in both} == {"prosody", "mel"}
     with pytest.raises(ValueError, match="unknown feature group"):
-        select_columns(names, ["pitch"])
+        select_columns(groups, ["pitch"])
 
 
 def test_params_validation_and_cache_key():
     with pytest.raises(ValueError, match="unknown feature parameter"):
-        FeatureParams.from_config({"n_mfc": 20})
+        FeatureSpec.from_config({"n_mfc": 20})
+    with pytest.raises(ValueError, match="unknown parameter.*'descriptors'.*n_mfc"):
+        FeatureSpec.from_config({"descriptors": {"n_mfc": 20}})
     with pytest.raises(ValueError, match="unknown functional"):
-        FeatureParams(functionals=("mean", "median"))
+        Descriptors(functionals=("mean", "median"))
     with pytest.raises(ValueError, match="f0_max"):
-        FeatureParams(f0_min=300, f0_max=200)
-    assert FeatureParams().cache_key() == FeatureParams.from_config({}).cache_key()
-    assert FeatureParams(n_mfcc=20).cache_key() != FeatureParams().cache_key()
-    more = FeatureParams(n_mfcc=20, n_mels=64, functionals=("mean", "p01", "p99"))
+        Descriptors(f0_min=300, f0_max=200)
+    assert Descriptors().cache_key() == FeatureSpec.from_config({})["descriptors"].cache_key()
+    assert Descriptors(n_mfcc=20).cache_key() != Descriptors().cache_key()
+    # a parameter only another extractor has leaves this one's key alone
+    assert Descriptors.from_config({"contrast_bands": 4}).cache_key() == Descriptors().cache_key()
+    more = Descriptors(n_mfcc=20, n_mels=64, functionals=("mean", "p01", "p99"))
     assert len(feature_names(more)) == len(extract_features(tone(), more))
 
 
-# Extended descriptors (extended=True): opt-in columns in their own groups.
+# Extended descriptors (extended: true): an opt-in extractor with its own groups.
 
-X = FeatureParams(extended=True)
+X = Extended()
 
 
 def _noise(seconds=1.0, sr=16000, seed=0):
@@ -117,16 +121,16 @@ def _bursts(sr=16000, burst=0.5, gap=0.4):
     return np.concatenate([silence, tone(150.0, burst), pause, tone(180.0, burst), silence])
 
 
-def test_extended_is_opt_in_and_appends_named_columns():
+def test_extended_is_opt_in_with_its_own_named_columns():
+    assert FeatureSpec.from_config({}).names == ["descriptors"]
+    spec = FeatureSpec.from_config({"extended": True})
+    assert spec.names == ["descriptors", "extended"]
     base, ext = feature_names(P), feature_names(X)
-    assert ext[: len(base)] == base  # default columns unchanged, extended ones appended
-    assert len(set(ext)) == len(ext)
+    assert not set(base) & set(ext) and len(set(ext)) == len(ext)
     vec = extract_features(tone(), X)
     assert vec.shape == (len(ext),) and vec.dtype == np.float32
-    assert np.array_equal(vec[: len(base)], extract_features(tone(), P))
-    added = {feature_group(c) for c in ext[len(base) :]}
-    assert added == set(EXTENDED_GROUPS)
-    assert {feature_group(c) for c in base}.isdisjoint(EXTENDED_GROUPS)
+    assert {feature_group(c, X) for c in ext} == set(EXTENDED_GROUPS)
+    assert {feature_group(c, P) for c in base}.isdisjoint(EXTENDED_GROUPS)
     for expected in (
         "spectral_contrast6_mean",
         "spectral_flux_p90",
@@ -142,31 +146,44 @@ def test_extended_is_opt_in_and_appends_named_columns():
         *RHYTHM,
     ):
         assert expected in ext
-    assert FeatureParams(extended=True).cache_key() != P.cache_key()
     n_fun = len(P.functionals)
-    rows = sum(len(r) for r in extended_descriptor_names())
-    assert len(ext) - len(base) == rows * n_fun + len(RHYTHM)
+    rows = sum(len(r) for r in X.descriptor_names())
+    assert len(ext) == rows * n_fun + len(RHYTHM)
+    # its own parameters: fewer contrast bands, fewer columns; descriptors' key unchanged
+    fewer = Extended(contrast_bands=4)
+    assert len(fewer.names()) == len(ext) - 2 * 2 * n_fun and fewer.cache_key() != X.cache_key()
+    assert extract_features(tone(), fewer).shape == (len(fewer.names()),)
+
+
+def test_one_clip_shares_the_analysis_between_extractors():
+    clip = Clip(tone(), 16000)
+    a = extract_features(clip.y, P)
+    first = analysis(clip, P)
+    assert np.array_equal(P.compute(clip), a) and analysis(clip, X) is first  # same analysis parameters
+    assert analysis(clip, Extended(n_fft=1024)) is not first
 
 
 def test_extended_groups_select_their_columns():
     names = feature_names(X)
     assert feature_group("spectral_contrast3_p10") == "spectral_shape"
     assert feature_group("spectral_centroid_delta_mean") == "spectral_deltas"
-    assert feature_group("spectral_centroid_mean") == "spectral"  # default column, default group
+    assert feature_group("spectral_centroid_mean", P) == "spectral"  # default column, default group
     assert feature_group("hnr_delta_std") == "voice_quality"
     assert feature_group("f0_semitones_mean") == "prosody_dynamics"
     assert feature_group("energy_delta_mean") == "prosody_dynamics"
     assert feature_group("rhythm_pause_mean_s") == "rhythm"
-    assert select_columns(names, ["rhythm"]) == list(RHYTHM)
-    assert select_columns(names, ["all"]) == names
-    assert select_columns(feature_names(P), ["voice_quality"]) == []
+    assert select_columns(X.column_groups(), ["rhythm"]) == list(RHYTHM)
+    assert select_columns(X.column_groups(), ["all"]) == names
+    assert select_columns(P.column_groups(), ["voice_quality"]) == []
 
 
 def test_extended_params_validation():
     with pytest.raises(ValueError, match="sample_rate"):
-        FeatureParams(extended=True, sample_rate=8000, f0_max=400)
+        Extended(sample_rate=8000, f0_max=400)
     with pytest.raises(ValueError, match="n_fft"):
-        FeatureParams(extended=True, n_fft=128, hop_length=64)
+        Extended(n_fft=128, hop_length=64)
+    with pytest.raises(ValueError, match="features: extended: .*contrast_bands"):
+        FeatureSpec.from_config({"extended": {"contrast_bands": 8}})
 
 
 @pytest.mark.parametrize(
@@ -175,9 +192,9 @@ def test_extended_params_validation():
     ids=["silence", "shortest", "tone", "noise"],
 )
 def test_extended_descriptors_are_finite_before_any_cleaning(signal):
-    fr = _frames(signal, X)
+    fr = analysis(Clip(signal, X.sample_rate), X)
     every, t_every, voiced, t_voiced, pairs, t_pairs, scalars = extended_descriptors(signal, fr, X)
-    n_every, n_voiced, n_pairs = map(len, extended_descriptor_names())
+    n_every, n_voiced, n_pairs = map(len, X.descriptor_names())
     assert every.shape == (n_every, fr["n"]) and voiced.shape[0] == n_voiced and pairs.shape[0] == n_pairs
     assert voiced.shape[1] == t_voiced.size and pairs.shape[1] == t_pairs.size
     for part in (every, voiced, pairs, scalars):
@@ -260,15 +277,44 @@ def test_rhythm_scalars_directly():
     assert out["rhythm_pauses_per_s"] == pytest.approx(2 / 1.2)
 
 
-def test_schema_knows_every_group_and_parameter():
+def test_every_schema_enum_equals_its_registry():
     import yaml
     from conftest import REPO
 
+    from serflow.adapters import ADAPTERS
+    from serflow.evaluation import PROTOCOLS
+    from serflow.features import GROUPS, OPENSMILE_SETS, REGISTRY, SHARED_KEYS
+    from serflow.features.frames import STREAMS
+    from serflow.models import MODEL_KINDS
+    from serflow.submission import METRICS
+
     schema = yaml.safe_load((REPO / "workflow" / "schemas" / "config.schema.yaml").read_text())
+    defs = schema["$defs"]
     group = {"$ref": "#/$defs/group"}
     assert schema["properties"]["feature_sets"]["additionalProperties"]["items"] == group
-    assert schema["$defs"]["model"]["properties"]["feature_groups"]["items"]["items"] == group
-    assert set(schema["$defs"]["group"]["enum"]) == {*GROUPS, "all"}
-    properties = schema["$defs"]["features"]["properties"]
-    assert set(properties) == {f.name for f in dataclasses.fields(FeatureParams)}
-    assert properties["opensmile"]["items"]["enum"] == list(OPENSMILE_SETS)
+    assert defs["model"]["properties"]["feature_groups"]["items"]["items"] == group
+    assert defs["group"]["enum"] == [*GROUPS, "all"]
+    assert defs["model"]["properties"]["kind"]["enum"] == list(MODEL_KINDS)
+    assert defs["dataset"]["properties"]["adapter"]["enum"] == list(ADAPTERS)
+    assert defs["evaluation"]["properties"]["protocol"]["enum"] == ["auto", *PROTOCOLS]
+    assert defs["evaluation"]["properties"]["metric"]["enum"] == list(METRICS)
+    features = defs["features"]["properties"]
+    assert set(features) == {*SHARED_KEYS, *REGISTRY, "opensmile"}
+    assert features["opensmile"]["items"]["enum"] == list(OPENSMILE_SETS)
+    assert defs["frames"]["properties"]["streams"]["items"]["enum"] == list(STREAMS)
+    # each adapter's schema block holds exactly its own keys
+    for name, adapter in ADAPTERS.items():
+        block = defs[f"adapter_{name}"]
+        keys = set(block.get("properties", {}))
+        if "$ref" in block:
+            keys |= set(defs[block["$ref"].rsplit("/", 1)[1]]["properties"])
+        assert keys == set(adapter.keys), name
+    # each extractor's block holds exactly its own parameters
+    import dataclasses
+
+    for name in ("descriptors", "extended", "frames"):
+        block = defs[name]
+        keys = set(block["properties"])
+        if "$ref" in block:
+            keys |= set(defs[block["$ref"].rsplit("/", 1)[1]]["properties"])
+        assert keys == {f.name for f in dataclasses.fields(REGISTRY[name])}, name

@@ -170,3 +170,32 @@ def test_read_table_rejects_ragged_rows(tmp_path):
     path.write_text("path,label\na.wav,x,extra\n")
     with pytest.raises(ManifestError, match="line 2: wrong number of fields"):
         read_table(path)
+
+
+def test_ids_from_paths_are_unique_for_distinct_files(tmp_path):
+    """clip.flac and clip.ogg are two files: both are listed (ids keep their extension)."""
+    import soundfile as sf
+
+    y = tone(seconds=0.5)
+    (tmp_path / "audio" / "happy").mkdir(parents=True)
+    for ext, fmt in ((".flac", "FLAC"), (".ogg", "OGG"), (".wav", "WAV")):
+        stem = "clip" if ext != ".wav" else "other"
+        sf.write(tmp_path / "audio" / f"{stem}{ext}", y, 16000, format=fmt)
+        sf.write(tmp_path / "audio" / "happy" / f"{stem}{ext}", y, 16000, format=fmt)
+    (tmp_path / "audio" / "sad").mkdir()
+    sf.write(tmp_path / "audio" / "sad" / "clip.wav", y, 16000)
+    (tmp_path / "list.csv").write_text(
+        "path,label\naudio/clip.flac,a\naudio/clip.ogg,b\naudio/other.wav,a\n", encoding="utf-8"
+    )
+    entries = read_entries({"name": "c", "adapter": "csv", "table": str(tmp_path / "list.csv")})
+    assert [e.id for e in entries] == ["audio/clip.flac", "audio/clip.ogg", "audio/other"]
+    manifest, rejected = build_manifest(entries, min_samples=512, sample_rate=16000)
+    assert len(manifest) == 3 and rejected.empty and manifest["checksum"].nunique() == 3
+    folders = read_entries({"name": "f", "adapter": "folders", "root": str(tmp_path / "audio")})
+    assert [e.id for e in folders] == ["happy/clip.flac", "happy/clip.ogg", "happy/other", "sad/clip"]
+    # one file listed twice is still a duplicate
+    (tmp_path / "list.csv").write_text(
+        "path,label\naudio/clip.flac,a\naudio/./clip.flac,b\n", encoding="utf-8"
+    )
+    with pytest.raises(ManifestError, match="duplicate id 'audio/clip'"):
+        read_entries({"name": "c", "adapter": "csv", "table": str(tmp_path / "list.csv")})

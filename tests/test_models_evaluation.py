@@ -13,7 +13,7 @@ from serflow.evaluation import (
     score,
 )
 from serflow.models import (
-    ESTIMATORS,
+    MODEL_KINDS,
     chosen_params,
     feature_importance,
     fit_model,
@@ -54,7 +54,7 @@ def test_scaler_is_fitted_on_the_training_fold_only():
     assert np.all(np.abs(scaler.mean_ - x.mean(axis=0)) > 1.0)
 
 
-@pytest.mark.parametrize("kind", ESTIMATORS)
+@pytest.mark.parametrize("kind", list(MODEL_KINDS))
 def test_every_model_cross_validates_deterministically(kind):
     x, y, groups = blobs()
     folds = make_folds(y, groups, "loso")
@@ -173,11 +173,14 @@ def test_feature_groups_are_chosen_inside_each_training_fold():
     noise = rng.normal(size=(len(y), 3))
     x = np.hstack([noise, x[:, :2]])  # prosody columns: noise; mfcc columns: the classes
     names = ["f0_mean", "energy_mean", "tempo_bpm", "mfcc00_mean", "mfcc01_mean"]
+    column_groups = ["prosody"] * 3 + ["mfcc"] * 2
     choices = [["prosody"], ["mfcc"], ["all"]]
     folds = make_folds(y, groups, "loso")
 
     def fit(xs, ys, gs):
-        return fit_model("logreg", xs, ys, gs, grid={"C": [0.1]}, feature_groups=choices, feature_names=names)
+        return fit_model(
+            "logreg", xs, ys, gs, grid={"C": [0.1]}, feature_groups=choices, column_groups=column_groups
+        )
 
     _, _, fitted = cross_val_predict_proba(fit, x, y, folds, 3, groups)
     for (train, _), model in zip(folds, fitted):
@@ -188,13 +191,13 @@ def test_feature_groups_are_chosen_inside_each_training_fold():
             zip(map(tuple, model.cv_results_["param_groups__groups"]), model.cv_results_["mean_test_score"])
         )
         assert scores[("prosody",)] < 0.6 < scores[("mfcc",)]
-    fixed = fit_model("random_forest", x, y, feature_groups=[["prosody"]], feature_names=names)
+    fixed = fit_model("random_forest", x, y, feature_groups=[["prosody"]], column_groups=column_groups)
     assert chosen_params(fixed, "random_forest") == {}
     kind, values = feature_importance(fixed, "random_forest", names)
     assert values[3:].tolist() == [0.0, 0.0] and values[:3].sum() == pytest.approx(1.0)
     with pytest.raises(ValueError, match=r"feature groups \['rhythm'\] select no column"):
-        fit_model("logreg", x, y, feature_groups=[["rhythm"]], feature_names=names)
+        fit_model("logreg", x, y, feature_groups=[["rhythm"]], column_groups=column_groups)
     with pytest.raises(ValueError, match="unknown feature group"):
-        fit_model("logreg", x, y, feature_groups=[["pitch"]], feature_names=names)
-    with pytest.raises(ValueError, match="needs feature_names"):
+        fit_model("logreg", x, y, feature_groups=[["pitch"]], column_groups=column_groups)
+    with pytest.raises(ValueError, match="needs column_groups"):
         fit_model("logreg", x, y, feature_groups=[["mfcc"]])

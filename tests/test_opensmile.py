@@ -11,18 +11,25 @@ from conftest import run_snakemake, tone, write_wav
 
 from serflow.audio import load_audio
 from serflow.extraction import extract_shard
-from serflow.features import (
-    FeatureParams,
-    extract_features,
-    feature_group,
-    feature_names,
-    opensmile_functionals,
-    select_columns,
-)
+from serflow.features import Clip, ComParE, Descriptors, EGeMAPS, FeatureSpec, select_columns
+from serflow.features.opensmile import opensmile_functionals
 from serflow.tables import ID_COLUMNS
 
 opensmile = pytest.importorskip("opensmile", reason="the optional opensmile package is not installed")
-BOTH = FeatureParams(opensmile=["eGeMAPSv02", "ComParE_2016"])
+BOTH = FeatureSpec.from_config({"opensmile": ["eGeMAPSv02", "ComParE_2016"]})
+
+
+def feature_names(spec):
+    return [n for e in spec.extractors for n in e.names()]
+
+
+def column_groups(spec):
+    return {n: g for e in spec.extractors for n, g in e.columns()}
+
+
+def extract_features(y, spec):
+    clip = Clip(y, 16000)
+    return np.concatenate([e.compute(clip) for e in spec.extractors])
 
 
 def smile_names(feature_set):
@@ -31,17 +38,19 @@ def smile_names(feature_set):
 
 
 def test_names_follow_the_librosa_columns_in_their_own_groups():
-    librosa_names = feature_names(FeatureParams())
+    librosa_names = Descriptors().names()
     names = feature_names(BOTH)
     egemaps, compare = smile_names("eGeMAPSv02"), smile_names("ComParE_2016")
     assert (len(egemaps), len(compare)) == (88, 6373)
     assert names == librosa_names + [f"egemaps_{n}" for n in egemaps] + [f"compare_{n}" for n in compare]
     assert len(set(names)) == len(names)
-    assert select_columns(names, ["egemaps"]) == [f"egemaps_{n}" for n in egemaps]
-    assert len(select_columns(names, ["compare"])) == 6373
-    assert select_columns(names, ["prosody", "mfcc", "mfcc_deltas", "spectral", "mel"]) == librosa_names
-    assert {feature_group(n) for n in librosa_names}.isdisjoint({"egemaps", "compare"})
-    assert BOTH.groups[-2:] == ("egemaps", "compare")
+    groups = column_groups(BOTH)
+    assert select_columns(groups, ["egemaps"]) == [f"egemaps_{n}" for n in egemaps]
+    assert len(select_columns(groups, ["compare"])) == 6373
+    assert select_columns(groups, ["prosody", "mfcc", "mfcc_deltas", "spectral", "mel"]) == librosa_names
+    assert BOTH.names == ["descriptors", "egemaps", "compare"]
+    assert list(BOTH.groups)[-2:] == ["egemaps", "compare"]
+    assert BOTH.needs(["prosody", "compare"]) == ["descriptors", "compare"]
 
 
 def test_values_are_openSMILEs_own_finite_and_repeatable():
@@ -51,9 +60,9 @@ def test_values_are_openSMILEs_own_finite_and_repeatable():
     assert np.isfinite(vec).all()
     smile = opensmile.Smile(feature_set="eGeMAPSv02", feature_level=opensmile.FeatureLevel.Functionals)
     direct = smile.process_signal(y, 16000).to_numpy().ravel().astype(np.float32)
-    n_librosa = len(feature_names(FeatureParams()))
+    n_librosa = len(Descriptors().names())
     np.testing.assert_array_equal(vec[n_librosa : n_librosa + 88], direct)
-    np.testing.assert_array_equal(vec[:n_librosa], extract_features(y, FeatureParams()))
+    np.testing.assert_array_equal(vec[:n_librosa], Descriptors().compute(Clip(y, 16000)))
     np.testing.assert_array_equal(extract_features(y, BOTH), vec)
     silent = extract_features(np.zeros(16000, np.float32), BOTH)
     assert np.isfinite(silent).all()
@@ -74,29 +83,30 @@ def test_full_scale_samples_do_not_wrap_around():
 
 def test_too_short_clips_are_refused_before_and_rejected_during_extraction(tmp_path):
     assert BOTH.min_samples == 960  # 60 ms at 16 kHz
-    assert FeatureParams(opensmile=["eGeMAPSv02"], sample_rate=8000).min_samples == 512  # n_fft
+    assert FeatureSpec.from_config({"opensmile": ["eGeMAPSv02"], "sample_rate": 8000}).min_samples == 512
     short = write_wav(tmp_path / "short.wav", tone(seconds=0.04))
     with pytest.warns(UserWarning, match="Segment too short"):  # openSMILE's own word
-        matrix, errors, stats = extract_shard(["short"], [str(short)], ["c" * 64], BOTH, tmp_path / "cache")
+        matrix, errors, stats = extract_shard(
+            EGeMAPS(), ["short"], [str(short)], ["c" * 64], tmp_path / "cache"
+        )
     assert np.isnan(matrix).all() and stats.failed == 1 and stats.computed == 0
     assert errors[0].startswith("non-finite feature values") and "egemaps_" in errors[0]
     assert not list((tmp_path / "cache").rglob("*.npy"))
 
 
-def test_params_validate_and_keep_existing_cache_keys(monkeypatch):
+def test_params_validate_and_each_set_has_its_own_cache_key(monkeypatch):
     with pytest.raises(ValueError, match="unknown openSMILE feature set 'IS09'"):
-        FeatureParams(opensmile=["IS09"])
-    with pytest.raises(ValueError, match="duplicates"):
-        FeatureParams(opensmile=["eGeMAPSv02", "eGeMAPSv02"])
-    assert "opensmile" not in FeatureParams().to_dict()  # caches of configs without it stay valid
-    assert FeatureParams.from_config(BOTH.to_dict()) == BOTH
-    egemaps = FeatureParams(opensmile=["eGeMAPSv02"])
-    assert len({FeatureParams().cache_key(), BOTH.cache_key(), egemaps.cache_key()}) == 3
+        FeatureSpec.from_config({"opensmile": ["IS09"]})
+    assert FeatureSpec.from_config({"egemaps": True, "compare": True}) == BOTH
+    keys = {EGeMAPS().cache_key(), ComParE().cache_key(), EGeMAPS(sample_rate=22050).cache_key()}
+    assert len(keys) == 3
+    # openSMILE's parameters do not reach the librosa descriptors' key
+    assert BOTH["descriptors"].cache_key() == Descriptors().cache_key()
 
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda n, *a: None if n == "opensmile" else real(n, *a))
     with pytest.raises(ValueError, match=r"pip install 'serflow\[opensmile\]'"):
-        FeatureParams(opensmile=["eGeMAPSv02"])
+        FeatureSpec.from_config({"opensmile": ["eGeMAPSv02"]})
 
 
 DEMO = {"name": "demo", "adapter": "demo", "n_train": 40, "n_test": 8, "seed": 5}

@@ -17,7 +17,7 @@ import pytest
 from conftest import SNAKEMAKE_ENV, cache_files, job_counts, run_snakemake, snakemake_command
 
 from serflow.cache import FeatureCache
-from serflow.features import FeatureParams, feature_names
+from serflow.features import Descriptors
 from serflow.tables import read_metadata
 
 N_CLIPS = 48
@@ -121,7 +121,7 @@ def test_sigkill_during_extraction_then_training_resumes_to_identical_results(re
     assert len(after) == N_CLIPS
     assert {k: after[k] for k in at_kill} == at_kill  # finished entries were not recomputed
     # Shard jobs of the rerun computed exactly the clips missing at the kill.
-    shards = sorted((workdir / "results/demo/features/shards").glob("*.parquet"))
+    shards = sorted((workdir / "results/demo/features/descriptors").glob("*.parquet"))
     stats = {s.name: (s.stat().st_mtime > killed_at, read_metadata(s)["stats"]) for s in shards}
     assert len(stats) == 4 and all(
         st["cached"] + st["computed"] == len(pq.read_table(s)) for s, (_, st) in zip(shards, stats.values())
@@ -142,10 +142,9 @@ def test_two_workflows_sharing_one_cache_at_once(reference, tmp_path):
     procs = [_start(tmp_path / name, cache, tmp_path / f"{name}.log") for name in ("a", "b")]
     for name, proc in zip(("a", "b"), procs):
         assert proc.wait(timeout=900) == 0, (tmp_path / f"{name}.log").read_text()[-4000:]
-    params = FeatureParams()
     entries = list(cache.rglob("*.npy"))
     assert len(entries) == N_CLIPS and not list(cache.rglob("*.tmp"))
-    store = FeatureCache(cache, params.cache_key(), len(feature_names(params)))
+    store = FeatureCache(cache, Descriptors())
     for path in entries:
         vec = store.get(path.stem)
         assert vec is not None and np.isfinite(vec).all(), path

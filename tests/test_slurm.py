@@ -56,7 +56,7 @@ def slurm_snakemake(cluster, workdir, config, *args, timeout=900):
 def shard_stats(workdir):
     return [
         read_metadata(p)["stats"]
-        for p in sorted((workdir / "results/demo/features/shards").glob("*.parquet"))
+        for p in sorted((workdir / "results/demo/features/descriptors").glob("*.parquet"))
     ]
 
 
@@ -110,7 +110,7 @@ def test_job_killed_by_the_scheduler_leaves_no_partial_cache_entry(slurm, tmp_pa
     out, _ = proc.communicate(timeout=600)
     assert 20 <= n_at_kill < 248, "the job was not caught mid-extraction"
     assert proc.returncode != 0, out[-3000:]
-    assert not (workdir / "results/demo/features/shards/000.parquet").exists()
+    assert not (workdir / "results/demo/features/descriptors/000.parquet").exists()
 
     entries = list(cache.rglob("*.npy"))
     assert 20 <= len(entries) < 248

@@ -9,7 +9,7 @@ import pytest
 from conftest import cache_files, emodb_subset, job_counts, run_snakemake
 
 from serflow.audio import checksum_bytes
-from serflow.features import FeatureParams, feature_names, select_columns
+from serflow.features import Descriptors, select_columns
 from serflow.tables import read_metadata
 
 # One cheap run: these tests are about the data stages (models: test_models_workflow.py).
@@ -31,7 +31,7 @@ def test_demo_run_builds_manifest_and_tables(demo_run):
     workdir, proc = demo_run
     counts = job_counts(proc)
     n_shards = len(list((workdir / "results/demo/shards").glob("*.tsv")))
-    assert counts["demo_corpus"] == 1 and counts["manifest"] == 1
+    assert counts["corpus"] == 1 and counts["manifest"] == 1
     assert counts["extract_features"] == n_shards and counts["feature_table"] == 6
     manifest = pd.read_parquet(workdir / "results/demo/manifest.parquet")
     assert len(manifest) == 48 and manifest["id"].is_unique
@@ -41,21 +41,23 @@ def test_demo_run_builds_manifest_and_tables(demo_run):
     assert manifest["duration_s"].between(1.0, 3.0).all() and (manifest["sample_rate"] == 16000).all()
     assert manifest["checksum"].str.fullmatch(r"[0-9a-f]{32}").all()
 
-    names = feature_names(FeatureParams())
-    for feature_set, groups in {
+    groups = Descriptors().column_groups()
+    for feature_set, wanted in {
         "prosody": ["prosody"],
         "mfcc_deltas": ["mfcc", "mfcc_deltas"],
         "all": ["all"],
     }.items():
         path = workdir / f"results/demo/features/{feature_set}.parquet"
         table = pq.read_table(path)
-        cols = select_columns(names, groups)
+        cols = select_columns(groups, wanted)
         assert table.column_names == ["id", "label", "speaker", "split", "stratum", *cols]
         assert all(table.schema.field(c).type == "float" for c in cols)
         x = np.column_stack([table[c].to_numpy() for c in cols])
         assert np.isfinite(x).all() and x.std(axis=0).max() > 0
         meta = read_metadata(path)
-        assert meta["feature_set"] == feature_set and meta["extractor"]["n_mfcc"] == 13
+        assert meta["feature_set"] == feature_set
+        assert meta["extractors"]["descriptors"]["params"]["n_mfcc"] == 13
+        assert meta["column_groups"] == {c: groups[c] for c in cols}
         assert meta["versions"]["librosa"] == "0.11.0"
         assert table["id"].to_pylist() == manifest["id"].tolist()
     assert pd.read_csv(workdir / "results/demo/rejected.csv").empty
@@ -89,7 +91,7 @@ def test_extractor_parameter_change_recomputes_features(demo_run):
     after = cache_files(workdir / "results/cache")
     new = set(after) - set(before)
     assert len(new) == 48  # every clip once, under the new parameter key
-    assert len({p.split("/")[0] for p in new}) == 1
+    assert {tuple(p.split("/")[:2]) for p in new} == {("descriptors", Descriptors(n_mfcc=14).cache_key())}
     assert "mfcc13_mean" in pq.read_table(workdir / "results/demo/features/mfcc.parquet").column_names
 
 

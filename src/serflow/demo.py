@@ -32,9 +32,11 @@ import numpy as np
 import scipy.signal
 import soundfile as sf
 
-from serflow.manifest import DEMO_N_TEST, DEMO_N_TRAIN
+# Default size of the corpus (labelled train clips, unlabelled test clips).
+DEMO_N_TRAIN = 120
+DEMO_N_TEST = 24
 
-__all__ = ["EMOTIONS", "demo_file_names", "generate_demo_corpus", "synthesize_clip"]
+__all__ = ["EMOTIONS", "demo_file_names", "generate_demo_corpus", "planned_clips", "synthesize_clip"]
 
 EMOTIONS = ("angry", "happy", "neutral", "sad")
 
@@ -365,6 +367,27 @@ def _clip_rng(seed: int, split: str, index: int) -> np.random.Generator:
 def _write_wav(path: Path, y: np.ndarray, sample_rate: int) -> None:
     pcm = np.round(np.clip(y, -1.0, 1.0) * 32767.0).astype(np.int16)
     sf.write(path, pcm, sample_rate, subtype="PCM_16", format="WAV")
+
+
+def planned_clips(
+    n_train: int = DEMO_N_TRAIN,
+    n_test: int = DEMO_N_TEST,
+    n_speakers: int = 4,
+    seed: int = 0,
+    duration_range=(1.0, 3.0),
+) -> list[tuple[str, str, str | None, str, str]]:
+    """(id, relative path, label or None, speaker, split) of every clip ``generate_demo_corpus``
+    writes with these arguments, without writing anything."""
+    n_speakers = _check_int("n_speakers", n_speakers, 1, MAX_SPEAKERS)
+    seed = _check_int("seed", seed, 0)
+    out = []
+    for split, n in (("train", _check_int("n_train", n_train, 1)), ("test", _check_int("n_test", n_test, 0))):
+        speakers, emotions = _clip_plan(n, n_speakers, seed, split)
+        for i in range(n):
+            stem = _stem(split, i, n)
+            label = EMOTIONS[emotions[i]] if split == "train" else None
+            out.append((stem, f"wav/{stem}.wav", label, f"spk{speakers[i] + 1}", split))
+    return out
 
 
 def _write_csv(path: Path, header: list[str], rows: list[list[str]]) -> None:

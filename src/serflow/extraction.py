@@ -1,4 +1,4 @@
-"""Feature extraction for one shard of a corpus, through the per-file cache."""
+"""Feature extraction for one shard of a corpus, through one extractor's cache."""
 
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ import numpy as np
 
 from serflow.audio import AudioError, load_audio
 from serflow.cache import FeatureCache
-from serflow.features import FeatureParams, extract_features, feature_names
+from serflow.features import Clip, Extractor
+from serflow.runtime import Progress
 
 
 @dataclass
@@ -25,57 +26,73 @@ class ShardStats:
     audio_seconds: float = 0.0
 
 
-def extract_shard(ids, paths, checksums, params: FeatureParams, cache_root, on_bad_file="reject"):
-    """Features for the listed clips, computing only those missing from the cache.
+def compute_value(extractor: Extractor, path) -> tuple[np.ndarray, float]:
+    """Load one clip and compute ``extractor``'s cached value; return (value, clip seconds).
 
-    Returns (matrix float32 [n, n_features] with NaN rows for failures,
-    list of error strings or None per clip, ShardStats). With
-    ``on_bad_file='fail'`` a clip that cannot be processed raises AudioError.
-    Before the first clip it computes, numba's cache is warmed (``warm_numba_cache``);
-    a shard whose clips are all cached never loads the extractor's kernels.
+    Raises AudioError when the clip is unusable or a value is not finite.
     """
-    names = feature_names(params)
-    cache = FeatureCache(cache_root, params.cache_key(), len(names))
-    out = np.full((len(ids), len(names)), np.nan, dtype=np.float32)
+    clip = Clip(load_audio(path, extractor.sample_rate), extractor.sample_rate)
+    value = extractor.compute(clip)
+    bad = np.flatnonzero(~np.isfinite(value).reshape(value.shape[0], -1).all(axis=-1))
+    if bad.size:  # never cached, never reaches a table
+        if value.ndim == 1:
+            names = extractor.names()
+            shown = ", ".join(names[j] for j in bad[:3])
+            raise AudioError(path, f"non-finite feature values ({bad.size}: {shown}, ...)")
+        raise AudioError(path, f"non-finite feature values in {bad.size} frame(s)")
+    return value, clip.seconds
+
+
+def extract_shard(extractor: Extractor, ids, paths, checksums, cache_root, on_bad_file="reject"):
+    """Table rows of ``extractor`` for the listed clips, computing only those missing from its cache.
+
+    Returns (matrix float32 [n, n_columns] with NaN rows for failures, list of error
+    strings or None per clip, ShardStats). With ``on_bad_file='fail'`` a clip that
+    cannot be processed raises AudioError. Before the first clip it computes, numba's
+    cache is warmed (``warm_numba_cache``); a shard whose clips are all cached never
+    loads the extractor's kernels.
+    """
+    cache = FeatureCache(cache_root, extractor)
+    n_columns = len(extractor.names())
+    out = np.full((len(ids), n_columns), np.nan, dtype=np.float32)
     errors: list[str | None] = [None] * len(ids)
     stats = ShardStats()
+    progress = Progress(len(ids), f"{extractor.name} features")
     start = time.perf_counter()
     for i, (path, checksum) in enumerate(zip(paths, checksums)):
-        vec = cache.get(checksum)
-        if vec is not None:
+        value = cache.get(checksum)
+        if value is not None:
             stats.cached += 1
         else:
             if stats.computed + stats.failed == 0:
-                warm_numba_cache(params, cache_root)
+                warm_numba_cache(extractor, cache_root)
             try:
-                y = load_audio(path, params.sample_rate)
-                vec = extract_features(y, params)
-                bad = np.flatnonzero(~np.isfinite(vec))
-                if bad.size:  # never cached, never reaches a table
-                    shown = ", ".join(names[j] for j in bad[:3])
-                    raise AudioError(path, f"non-finite feature values ({bad.size}: {shown}, ...)")
+                value, seconds = compute_value(extractor, path)
             except AudioError as err:
                 if on_bad_file == "fail":
                     raise
                 errors[i] = err.reason
                 stats.failed += 1
+                progress.step()
                 continue
             except Exception as err:  # one broken clip must not kill a long run
                 if on_bad_file == "fail":
                     raise AudioError(path, f"feature extraction failed: {err!r}") from err
                 errors[i] = f"feature extraction failed: {err!r}"
                 stats.failed += 1
+                progress.step()
                 continue
-            cache.put(checksum, vec)
+            cache.put(checksum, value)
             stats.computed += 1
-            stats.audio_seconds += y.size / params.sample_rate
-        out[i] = vec
+            stats.audio_seconds += seconds
+        out[i] = extractor.to_row(value)
+        progress.step()
     stats.seconds = time.perf_counter() - start
     return out, errors, stats
 
 
-def warm_numba_cache(params: FeatureParams, lock_dir) -> float:
-    """Run the extractor once on a synthetic tone while holding a file lock; return seconds.
+def warm_numba_cache(extractor: Extractor, lock_dir) -> float:
+    """Run ``extractor`` once on a synthetic tone while holding a file lock; return seconds.
 
     librosa compiles some kernels with numba's on-disk cache. Several fresh processes
     compiling them at once can corrupt that cache (extraction jobs segfaulted on a fresh
@@ -84,10 +101,11 @@ def warm_numba_cache(params: FeatureParams, lock_dir) -> float:
     """
     lock_dir = Path(lock_dir)
     lock_dir.mkdir(parents=True, exist_ok=True)
-    t = np.arange(params.sample_rate, dtype=np.float32) / params.sample_rate
+    sr = extractor.sample_rate
+    t = np.arange(max(sr, extractor.min_samples), dtype=np.float32) / sr
     y = (0.3 * np.sin(2 * np.pi * 200.0 * t)).astype(np.float32)
     with open(lock_dir / ".numba-warm.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         start = time.perf_counter()
-        extract_features(y, params)
+        extractor.compute(Clip(y, sr))
         return time.perf_counter() - start

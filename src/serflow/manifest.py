@@ -11,7 +11,6 @@ from __future__ import annotations
 import csv
 import hashlib
 import os
-import re
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -39,7 +38,6 @@ EMODB_EMOTIONS = {
     "T": "sadness",
     "N": "neutral",
 }
-_EMODB_NAME = re.compile(r"^(?P<speaker>\d\d)(?P<text>[ab]\d\d)(?P<emotion>[WLEAFTN])(?P<version>[a-z])$")
 
 
 class ManifestError(ValueError):
@@ -85,151 +83,18 @@ def read_table(path) -> list[dict]:
     return rows
 
 
-def _require_columns(rows, table, columns):
-    present = set(rows[0]) if rows else set()
-    missing = [c for c in columns if c and c not in present]
-    if missing:
-        raise ManifestError(
-            f"{table}: missing column(s) {', '.join(map(repr, missing))} "
-            f"(found {', '.join(map(repr, sorted(present)))})"
-        )
-
-
-def _resolve(base: Path, rel: str, sub: str = "") -> str:
-    p = Path(rel)
-    if not p.is_absolute():
-        p = base / sub / p
-    return os.path.normpath(p)
-
-
-def _list_audio(root: Path, extensions) -> list[Path]:
-    if not root.is_dir():
-        raise ManifestError(f"{root}: corpus folder not found")
-    exts = {e.lower() for e in extensions}
-    return sorted(p for p in root.rglob("*") if p.suffix.lower() in exts and p.is_file())
-
-
-def _entries_from_rows(rows, table, base, cfg, split, audio_dir=""):
-    id_col = cfg.get("id_column") or ("id" if rows and "id" in rows[0] else None)
-    path_col = cfg.get("path_column", "path")
-    label_col = cfg.get("label_column", "label") if split != "test" else None
-    speaker_col = cfg.get("speaker_column", "speaker")
-    split_col = cfg.get("split_column", "split") if split is None else None
-    stratum_col = cfg.get("stratify_column")
-    needed = [path_col, label_col if split is None or split == "train" else None]
-    _require_columns(rows, table, [*needed, stratum_col if split != "test" else None])
-    if id_col and rows and id_col not in rows[0]:
-        raise ManifestError(f"{table}: missing id column {id_col!r}")
-    entries = []
-    for i, row in enumerate(rows, start=2):
-        rel = row[path_col].strip()
-        if not rel:
-            raise ManifestError(f"{table}, line {i}: empty {path_col!r}")
-        clip_split = split
-        if clip_split is None:
-            value = (row.get(split_col) or "").strip().lower() if split_col else ""
-            if value not in ("", "train", "test"):
-                raise ManifestError(f"{table}, line {i}: split {value!r} is neither 'train' nor 'test'")
-            clip_split = value or "train"
-        label = (row.get(label_col) or "").strip() if label_col else None
-        if clip_split == "test" and not label:
-            label = None
-        speaker = (row.get(speaker_col) or "").strip() or None if speaker_col else None
-        clip_id = row[id_col].strip() if id_col else Path(os.path.normpath(rel)).with_suffix("").as_posix()
-        stratum = (row.get(stratum_col) or "").strip() or None if stratum_col else None
-        path = _resolve(base, rel, audio_dir)
-        entries.append(
-            Entry(clip_id, path, label, speaker, clip_split, source=f"{table}, line {i}", stratum=stratum)
-        )
-    return entries
-
-
-def _read_csv_dataset(cfg):
-    table = Path(cfg["table"])
-    return _entries_from_rows(read_table(table), table, table.parent, cfg, None)
-
-
-def _read_competition(cfg, root=None):
-    root = Path(root or cfg["root"])
-    entries = []
-    for split, key, default in (("train", "train_csv", "train.csv"), ("test", "test_csv", "test.csv")):
-        table = root / cfg.get(key, default)
-        if split == "test" and not table.exists():
-            continue
-        audio_dir = cfg.get(f"{split}_audio_dir", "")
-        entries += _entries_from_rows(read_table(table), table, root, cfg, split, audio_dir)
-    return entries
-
-
-def _read_emodb(cfg):
-    entries = []
-    for path in _list_audio(Path(cfg["root"]), cfg.get("extensions", [".wav"])):
-        m = _EMODB_NAME.match(path.stem)
-        if m is None:
-            entries.append(
-                Entry(
-                    path.stem,
-                    str(path),
-                    None,
-                    None,
-                    "train",
-                    "file name does not follow EmoDB's SSTTTEV pattern",
-                )
-            )
-            continue
-        entries.append(Entry(path.stem, str(path), EMODB_EMOTIONS[m["emotion"]], m["speaker"], "train"))
-    return entries
-
-
-def _read_folders(cfg):
-    root = Path(cfg["root"])
-    pattern = re.compile(cfg["speaker_pattern"]) if cfg.get("speaker_pattern") else None
-    entries = []
-    for path in _list_audio(root, cfg.get("extensions", AUDIO_EXTENSIONS)):
-        rel = path.relative_to(root)
-        if len(rel.parts) < 2:
-            continue  # files directly in root carry no label
-        speaker = None
-        if pattern is not None:
-            m = pattern.search(path.stem)
-            speaker = m["speaker"] if m and "speaker" in pattern.groupindex else (m[0] if m else None)
-        clip_id = rel.with_suffix("").as_posix()
-        entries.append(Entry(clip_id, str(path), rel.parts[0], speaker, "train"))
-    return entries
-
-
-# Default size of the demo adapter's corpus (labelled train clips, unlabelled test clips).
-DEMO_N_TRAIN = 120
-DEMO_N_TEST = 24
-
-
-def demo_root(name: str, results: str = "results") -> Path:
-    """Where the demo adapter's generated corpus lives."""
-    return Path(results) / name / "corpus"
-
-
-ADAPTERS = ("demo", "emodb", "csv", "competition", "folders")
-
-
 def read_entries(cfg: dict, results: str = "results") -> list[Entry]:
-    """List a dataset's clips from its config entry, then apply labels and checks.
+    """List a dataset's clips with its adapter (``serflow.adapters.ADAPTERS``), then check ids and labels.
 
     Raises ManifestError for problems with tables (missing columns, duplicate ids,
     bad split values). Problems with single clips are carried in ``Entry.error``.
     """
-    adapter = cfg["adapter"]
-    if adapter == "demo":
-        entries = _read_competition({}, demo_root(cfg["name"], results))
-    elif adapter == "competition":
-        entries = _read_competition(cfg)
-    elif adapter == "csv":
-        entries = _read_csv_dataset(cfg)
-    elif adapter == "emodb":
-        entries = _read_emodb(cfg)
-    elif adapter == "folders":
-        entries = _read_folders(cfg)
-    else:
-        raise ManifestError(f"unknown adapter {adapter!r} (use one of {', '.join(ADAPTERS)})")
+    from serflow.adapters import ADAPTERS
+
+    adapter = ADAPTERS.get(cfg["adapter"])
+    if adapter is None:
+        raise ManifestError(f"unknown adapter {cfg['adapter']!r} (use one of {', '.join(ADAPTERS)})")
+    entries = adapter.read(cfg, results)
     seen = {}
     for e in entries:
         if e.id in seen:
@@ -326,11 +191,35 @@ def read_shard(path) -> list[dict]:
         return list(csv.DictReader(fh, delimiter="\t"))
 
 
-def write_shards(manifest, paths) -> None:
-    """Write one TSV (id, path, checksum) per shard; ``paths[k]`` is shard k's file."""
+def write_shards(manifest, paths, digests=None) -> list[bool]:
+    """Write one TSV (id, path, checksum) per shard; ``paths[k]`` is shard k's file.
+
+    ``digests[k]``, when given, receives the SHA-256 of shard k's list: a small file whose
+    content changes exactly when the list does (Snakemake compares the checksums of
+    inputs up to 1 MB only, and modification times above that). A list whose content
+    would not change is left alone. Returns whether each list was written.
+    """
     n = len(paths)
     shard = manifest["id"].map(lambda i: shard_of(i, n))
+    written = []
     for k, path in enumerate(paths):
         part = manifest.loc[shard == k, ["id", "path", "checksum"]]
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        part.to_csv(path, sep="\t", index=False, lineterminator="\n")
+        text = part.to_csv(sep="\t", index=False, lineterminator="\n").encode("utf-8")
+        path = Path(path)
+        try:
+            same = path.read_bytes() == text
+        except OSError:
+            same = False
+        if not same:
+            _write_atomic(path, text)
+        if digests is not None:
+            _write_atomic(Path(digests[k]), (hashlib.sha256(text).hexdigest() + "\n").encode())
+        written.append(not same)
+    return written
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)

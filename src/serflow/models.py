@@ -7,6 +7,9 @@ by speaker.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
+
 import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.calibration import CalibratedClassifierCV
@@ -20,13 +23,7 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVC
 from sklearn.utils.class_weight import compute_sample_weight
 
-from serflow.features import select_columns
-
-ESTIMATORS = ("svc", "random_forest", "logreg", "xgboost", "mlp", "majority")
-_SEEDED = {"random_forest", "logreg", "xgboost", "mlp"}
-# Estimators with a class_weight parameter; the others are balanced with sample weights.
-_CLASS_WEIGHT_PARAM = {"svc", "random_forest", "logreg"}
-_SAMPLE_WEIGHTED = {"xgboost", "mlp"}
+from serflow.features import GROUP_EXTRACTOR
 
 
 def _tuples(params: dict) -> dict:
@@ -36,47 +33,109 @@ def _tuples(params: dict) -> dict:
     }
 
 
+@dataclass(frozen=True)
+class ModelKind:
+    """One kind of model, named by the config's ``kind``.
+
+    ``make(params, threads)`` returns an unfitted estimator with library threads bound to
+    ``threads``. Traits: ``seeded`` (takes ``random_state``), ``class_weight`` (``"param"``:
+    the estimator's own ``class_weight``; ``"sample"``: balanced through sample weights;
+    None: not supported) and ``prefix`` (where a search addresses its parameters inside
+    the pipeline). Importances are read from the fitted estimator (``feature_importances_``
+    or ``coef_``); ``importance`` says what they mean.
+    """
+
+    name: str
+    make: Callable[[dict, int], object]
+    seeded: bool = False
+    class_weight: str | None = None
+    prefix: str = "model__"
+    importance: str | None = None
+
+
+def _calibrated_svc(params, threads):
+    # SVC(probability=True) is deprecated since scikit-learn 1.9; this is its replacement.
+    return CalibratedClassifierCV(SVC(**params), ensemble=False)
+
+
+def _logreg(params, threads):
+    return LogisticRegression(**{"max_iter": 2000, **params})
+
+
+def _xgboost(params, threads):
+    from xgboost import XGBClassifier
+
+    return XGBClassifier(n_jobs=threads, **params)
+
+
+MODEL_KINDS: dict[str, ModelKind] = {}
+
+
+def register_model_kind(kind: ModelKind) -> ModelKind:
+    """Add (or replace) a model kind (the config schema's ``kind`` enum lists the built-in ones)."""
+    MODEL_KINDS[kind.name] = kind
+    return kind
+
+
+for _kind in (
+    ModelKind(
+        "svc",
+        _calibrated_svc,
+        class_weight="param",
+        prefix="model__estimator__",
+        importance="mean |coefficient|",
+    ),
+    ModelKind(
+        "random_forest",
+        lambda p, t: RandomForestClassifier(n_jobs=t, **p),
+        seeded=True,
+        class_weight="param",
+        importance="mean decrease in impurity",
+    ),
+    ModelKind("logreg", _logreg, seeded=True, class_weight="param", importance="mean |coefficient|"),
+    ModelKind("xgboost", _xgboost, seeded=True, class_weight="sample", importance="gain"),
+    ModelKind("mlp", lambda p, t: MLPClassifier(**p), seeded=True, class_weight="sample"),
+    ModelKind("majority", lambda p, t: DummyClassifier(strategy="most_frequent", **p)),
+):
+    register_model_kind(_kind)
+
+
+def model_kind(name: str) -> ModelKind:
+    if name not in MODEL_KINDS:
+        raise ValueError(f"unknown model {name!r} (use one of {', '.join(MODEL_KINDS)})")
+    return MODEL_KINDS[name]
+
+
 def make_estimator(kind: str, params: dict | None = None, threads: int = 1, random_state: int = 0):
     """An unfitted estimator of ``kind`` with ``params``; library threads bound to ``threads``."""
+    spec = model_kind(kind)
     params = _tuples(dict(params or {}))
-    if kind in _SEEDED:
+    if spec.seeded:
         params.setdefault("random_state", random_state)
-    if kind == "svc":
-        # SVC(probability=True) is deprecated since scikit-learn 1.9; this is its replacement.
-        return CalibratedClassifierCV(SVC(**params), ensemble=False)
-    if kind == "random_forest":
-        return RandomForestClassifier(n_jobs=threads, **params)
-    if kind == "logreg":
-        params.setdefault("max_iter", 2000)
-        return LogisticRegression(**params)
-    if kind == "xgboost":
-        from xgboost import XGBClassifier
-
-        return XGBClassifier(n_jobs=threads, **params)
-    if kind == "mlp":
-        return MLPClassifier(**params)
-    if kind == "majority":
-        return DummyClassifier(strategy="most_frequent", **params)
-    raise ValueError(f"unknown model {kind!r} (use one of {', '.join(ESTIMATORS)})")
+    return spec.make(params, threads)
 
 
 class GroupSelector(TransformerMixin, BaseEstimator):
-    """Keep the columns (named ``feature_names``) of the feature ``groups``; all of them
-    when ``groups`` is None. A pipeline step, so a search can choose ``groups``."""
+    """Keep the columns whose group (``column_groups``, one per column) is in ``groups``; all
+    of them when ``groups`` is None or holds ``all``. A pipeline step, so a search can choose
+    ``groups``."""
 
-    def __init__(self, feature_names=(), groups=None):
-        self.feature_names = feature_names
+    def __init__(self, column_groups=(), groups=None):
+        self.column_groups = column_groups
         self.groups = groups
 
     def fit(self, x, y=None):
         n = np.shape(x)[1]
-        if len(self.feature_names) != n:
-            raise ValueError(f"{len(self.feature_names)} feature names for {n} columns")
-        if self.groups is None:
+        if len(self.column_groups) != n:
+            raise ValueError(f"{len(self.column_groups)} column groups for {n} columns")
+        if self.groups is None or "all" in self.groups:
             self.index_ = np.arange(n)
             return self
-        chosen = set(select_columns(self.feature_names, self.groups))
-        self.index_ = np.array([i for i, name in enumerate(self.feature_names) if name in chosen], dtype=int)
+        unknown = set(self.groups) - set(GROUP_EXTRACTOR)
+        if unknown:
+            raise ValueError(f"unknown feature group(s): {', '.join(sorted(unknown))}")
+        wanted = set(self.groups)
+        self.index_ = np.array([i for i, g in enumerate(self.column_groups) if g in wanted], dtype=int)
         if not self.index_.size:
             raise ValueError(f"feature groups {list(self.groups)} select no column")
         return self
@@ -86,21 +145,29 @@ class GroupSelector(TransformerMixin, BaseEstimator):
 
 
 def make_pipeline(
-    kind: str, params: dict | None = None, threads: int = 1, random_state: int = 0, feature_names=None
+    kind: str,
+    params: dict | None = None,
+    threads: int = 1,
+    random_state: int = 0,
+    column_groups=None,
+    scale: bool = True,
 ) -> Pipeline:
     """StandardScaler then the estimator: fitted together, so test folds never reach the scaler.
 
-    With ``feature_names`` a ``GroupSelector`` step named ``groups`` comes first.
+    With ``column_groups`` (the group of each column) a ``GroupSelector`` step named
+    ``groups`` comes first. ``scale=False`` leaves the features as they are (a recipe that
+    fed its model raw features).
     """
-    steps = [("scale", StandardScaler()), ("model", make_estimator(kind, params, threads, random_state))]
-    if feature_names is not None:
-        steps.insert(0, ("groups", GroupSelector(list(feature_names))))
+    scaler = StandardScaler() if scale else "passthrough"
+    steps = [("scale", scaler), ("model", make_estimator(kind, params, threads, random_state))]
+    if column_groups is not None:
+        steps.insert(0, ("groups", GroupSelector(list(column_groups))))
     return Pipeline(steps)
 
 
 def param_prefix(kind: str) -> str:
     """Prefix that addresses the estimator's parameters inside the pipeline."""
-    return "model__estimator__" if kind == "svc" else "model__"
+    return model_kind(kind).prefix
 
 
 def inner_folds(y, groups=None, n_splits: int = 3, random_state: int = 0):
@@ -127,30 +194,35 @@ def fit_model(
     random_state: int = 0,
     inner_splits: int = 3,
     feature_groups=None,
-    feature_names=None,
+    column_groups=None,
+    scale: bool = True,
 ):
     """Fit ``make_pipeline(kind, params)`` on (x, y).
 
     ``class_weight='balanced'`` weights classes inversely to their frequency.
-    ``feature_groups`` (a list of lists of group names, with ``feature_names`` naming
-    x's columns) restricts the columns to one list, chosen in the search when it holds
+    ``feature_groups`` (a list of lists of group names, with ``column_groups`` giving the
+    group of each of x's columns) restricts the columns to one list, chosen in the search when it holds
     several. With a ``grid`` ({parameter: [values]}) or several ``feature_groups``, the
     choice is made by UAR over ``inner_splits`` folds of (x, y) grouped by speaker, then
     refitted on all of it: a ``GridSearchCV`` is returned (``best_params_`` holds the choice).
+    ``scale=False`` drops the StandardScaler step.
     """
     params = dict(params or {})
     grid = dict(grid or {})
-    if feature_groups and feature_names is None:
-        raise ValueError("feature_groups needs feature_names")
+    if feature_groups and column_groups is None:
+        raise ValueError("feature_groups needs column_groups")
     fit_params = {}
     if class_weight:
-        if kind in _CLASS_WEIGHT_PARAM:
+        mode = model_kind(kind).class_weight
+        if mode == "param":
             params["class_weight"] = class_weight
-        elif kind in _SAMPLE_WEIGHTED:
+        elif mode == "sample":
             fit_params["model__sample_weight"] = compute_sample_weight(class_weight, y)
         else:
             raise ValueError(f"model {kind!r} takes no class_weight")
-    pipeline = make_pipeline(kind, params, threads, random_state, feature_names if feature_groups else None)
+    pipeline = make_pipeline(
+        kind, params, threads, random_state, column_groups if feature_groups else None, scale
+    )
     choices = [tuple(g) for g in feature_groups or []]
     if len(choices) == 1:
         pipeline.set_params(groups__groups=choices[0])
@@ -186,25 +258,24 @@ def chosen_params(model, kind: str) -> dict:
 def feature_importance(model, kind: str, feature_names) -> tuple[str, np.ndarray] | None:
     """(what the values mean, one value per feature) of a fitted model, or None.
 
-    Trees: XGBoost gain, random-forest mean decrease in impurity. Linear models
-    (logreg, linear-kernel svc): mean |coefficient| over classes, on standardised
-    features. Other models have none.
+    Read from the fitted estimator as scikit-learn's feature selection does: its
+    ``feature_importances_`` (trees), else mean |``coef_``| over classes on standardised
+    features (linear models; a calibrated SVC's own SVC, linear kernel only). The kind's
+    ``importance`` names what they are; kinds without one have none.
     """
+    meaning = model_kind(kind).importance
     pipeline = getattr(model, "best_estimator_", model)
     steps = getattr(pipeline, "named_steps", {})
     est = steps.get("model", pipeline)
-    if kind == "xgboost":
-        kind_name, values = "gain", est.feature_importances_
-    elif kind == "random_forest":
-        kind_name, values = "mean decrease in impurity", est.feature_importances_
-    elif kind == "logreg":
-        kind_name, values = "mean |coefficient|", np.abs(est.coef_).mean(axis=0)
-    elif kind == "svc" and est.calibrated_classifiers_[0].estimator.kernel == "linear":
-        kind_name, values = (
-            "mean |coefficient|",
-            np.abs(est.calibrated_classifiers_[0].estimator.coef_).mean(axis=0),
-        )
-    else:
+    if hasattr(est, "calibrated_classifiers_"):
+        est = est.calibrated_classifiers_[0].estimator
+    values = getattr(est, "feature_importances_", None)
+    if values is None:
+        try:
+            values = np.abs(np.atleast_2d(est.coef_)).mean(axis=0)
+        except (AttributeError, ValueError):  # SVC.coef_ exists only for the linear kernel
+            return None
+    if meaning is None:
         return None
     values = np.asarray(values, dtype=float)
     if "groups" in steps:  # columns left out by the chosen groups count 0
@@ -213,7 +284,7 @@ def feature_importance(model, kind: str, feature_names) -> tuple[str, np.ndarray
         values = full
     if values.shape != (len(feature_names),):
         return None
-    return kind_name, values
+    return meaning, values
 
 
 def speaker_standardize(x, speakers) -> np.ndarray:

@@ -178,7 +178,8 @@ def rule_times(benchmark_dir) -> list[dict]:
     root = Path(benchmark_dir)
     rules: dict[str, list] = {}
     for path in sorted(root.rglob("*.tsv")) if root.is_dir() else []:
-        rule = path.parent.name if path.parent != root else path.stem
+        parts = path.relative_to(root).parts
+        rule = parts[0] if len(parts) > 1 else path.stem
         with open(path, newline="") as f:
             for row in csv.DictReader(f, delimiter="\t"):
                 rules.setdefault(rule, []).append((float(row["s"]), _float(row.get("max_rss"))))
@@ -296,13 +297,18 @@ def dataset_section(
 
 
 def extractor_table(common: dict, per_dataset: dict) -> dict:
-    """Extractor parameters for the provenance table: ``common``, plus one line per
-    dataset whose own ``features`` change some of them."""
-    out = {k: str(v) for k, v in common.items()}
-    for name, params in per_dataset.items():
-        changed = {k: v for k, v in params.items() if common.get(k) != v}
-        if changed:
-            out[f"dataset {name}"] = ", ".join(f"{k}={v}" for k, v in changed.items())
+    """Extractor parameters for the provenance table: one line per extractor of ``common``
+    (name -> parameters), plus one per dataset and extractor whose parameters differ."""
+
+    def line(params):
+        return ", ".join(f"{k}={v}" for k, v in params.items())
+
+    out = {name: line(params) for name, params in common.items()}
+    for ds, extractors in per_dataset.items():
+        for name, params in extractors.items():
+            changed = {k: v for k, v in params.items() if (common.get(name) or {}).get(k) != v}
+            if changed:
+                out[f"dataset {ds}: {name}"] = line(changed)
     return out
 
 

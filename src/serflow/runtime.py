@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 
 _THREAD_VARS = (
     "OMP_NUM_THREADS",
@@ -14,6 +15,36 @@ _THREAD_VARS = (
     "NUMEXPR_NUM_THREADS",
     "NUMBA_NUM_THREADS",
 )
+
+
+log = logging.getLogger("serflow")
+
+
+class Progress:
+    """Logs done / total, rate and time left at most every ``every_s`` seconds (and at the end)."""
+
+    def __init__(self, total: int, what: str, every_s: float = 30.0, clock=time.monotonic):
+        self.total, self.what, self.every_s, self.clock = total, what, every_s, clock
+        self.start = self.last = clock()
+        self.done = 0
+
+    def step(self, n: int = 1) -> None:
+        self.done += n
+        now = self.clock()
+        if now - self.last >= self.every_s or self.done == self.total:
+            self.last = now
+            elapsed = max(now - self.start, 1e-9)
+            rate = self.done / elapsed
+            left = (self.total - self.done) / rate if rate > 0 else float("inf")
+            log.info(
+                "%s: %d/%d done, %.1f/s, %.0f s elapsed, about %.0f s left",
+                self.what,
+                self.done,
+                self.total,
+                rate,
+                elapsed,
+                left,
+            )
 
 
 def limit_threads(n: int):

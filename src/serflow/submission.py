@@ -5,22 +5,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from serflow.manifest import demo_root
-
 METRICS = ("uar", "accuracy", "macro_f1")
 
 
 def sample_submission_path(cfg: dict, results: str = "results") -> Path | None:
-    """The dataset's sample submission file, if it names or ships one."""
-    if cfg["adapter"] == "demo":
-        return demo_root(cfg["name"], results) / "sample_submission.csv"
-    if cfg["adapter"] != "competition":
-        return None
-    root = Path(cfg["root"])
-    if "sample_submission" in cfg:
-        return root / cfg["sample_submission"]
-    default = root / "sample_submission.csv"
-    return default if default.exists() else None
+    """The dataset's sample submission file, if its adapter names or ships one."""
+    from serflow.adapters import ADAPTERS
+
+    return ADAPTERS[cfg["adapter"]].sample_submission(cfg, results)
 
 
 def label_coding(label_map: dict | None) -> dict:

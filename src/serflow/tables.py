@@ -41,20 +41,21 @@ def read_metadata(path) -> dict:
     return json.loads(meta.get(META_KEY, b"{}"))
 
 
-def write_shard(path, ids, matrix, errors, names, stats, params) -> None:
-    """Write a shard's features (float32), per-clip errors and stats as Parquet."""
+def write_shard(path, ids, matrix, errors, extractor, stats) -> None:
+    """Write one extractor's rows for a shard (float32), per-clip errors and stats as Parquet."""
     columns = {"id": pa.array(list(ids), pa.string()), "error": pa.array(errors, pa.string())}
-    for j, name in enumerate(names):
+    for j, name in enumerate(extractor.names()):
         columns[name] = pa.array(matrix[:, j], pa.float32())
-    meta = {"stats": asdict(stats), "params": params.to_dict(), "cache_key": params.cache_key()}
+    meta = {"stats": asdict(stats), "extractor": extractor.describe()}
     table = pa.table(columns).replace_schema_metadata({META_KEY: json.dumps(meta, sort_keys=True)})
     pq.write_table(table, path)
 
 
-def merge_feature_table(manifest_path, shard_paths, columns, metadata: dict) -> pa.Table:
-    """One row per successfully extracted clip (manifest order), selected float32 columns.
+def merge_feature_table(manifest_path, shards: dict, metadata: dict) -> pa.Table:
+    """One row per clip that every listed extractor processed (manifest order), float32 columns.
 
-    ``metadata`` (feature set, extractor parameters, ...) is stored in the schema
+    ``shards``: extractor name -> (shard paths, columns to take), in column order.
+    ``metadata`` (feature set, extractors, column groups, ...) is stored in the schema
     together with package versions.
     """
     import pandas as pd
@@ -62,24 +63,31 @@ def merge_feature_table(manifest_path, shard_paths, columns, metadata: dict) -> 
     present = set(pq.read_schema(manifest_path).names)
     manifest = pd.read_parquet(manifest_path, columns=[c for c in ID_COLUMNS if c in present])
     manifest = manifest.reindex(columns=list(ID_COLUMNS))  # optional columns (stratum) as nulls
-    # Shards are concatenated without copying, then each column is copied in manifest order
-    # and its source released: peak memory is a small multiple of the table (decoding the
-    # shard files dominates), independent of the number of clips or cache files.
-    parts = [pq.read_table(path, columns=["id", "error", *columns]) for path in shard_paths]
-    feats = pa.concat_tables(parts) if parts else pa.table({"id": pa.array([], pa.string())})
-    del parts
-    ok = np.arange(feats.num_rows)
-    if "error" in feats.column_names:
-        ok = np.flatnonzero(pc.is_null(feats["error"]).to_numpy(zero_copy_only=False))
-    ids = pd.Index(np.asarray(feats["id"].to_pylist(), dtype=object)[ok])
-    keep = manifest[manifest["id"].isin(ids)].reset_index(drop=True)
-    take = pa.array(ok[ids.get_indexer(keep["id"])], pa.int64())
+    keep = manifest
+    sources = []
+    for paths, columns in shards.values():
+        # Shards are concatenated without copying, then each column is copied in manifest
+        # order and its source released: peak memory is a small multiple of the table
+        # (decoding the shard files dominates), independent of the number of clips.
+        parts = [pq.read_table(path, columns=["id", "error", *columns]) for path in paths]
+        feats = pa.concat_tables(parts) if parts else pa.table({"id": pa.array([], pa.string())})
+        del parts
+        ok = np.arange(feats.num_rows)
+        if "error" in feats.column_names:
+            ok = np.flatnonzero(pc.is_null(feats["error"]).to_numpy(zero_copy_only=False))
+        ids = pd.Index(np.asarray(feats["id"].to_pylist(), dtype=object)[ok])
+        keep = keep[keep["id"].isin(ids)]
+        sources.append((feats, ok, ids, columns))
+    keep = keep.reset_index(drop=True)
     out = {c: pa.array(keep[c].astype(object).where(keep[c].notna(), None), pa.string()) for c in ID_COLUMNS}
-    for c in columns:
-        out[c] = feats[c].take(take)
-        feats = feats.drop_columns([c])
+    for feats, ok, ids, columns in sources:
+        take = pa.array(ok[ids.get_indexer(keep["id"])], pa.int64())
+        for c in columns:
+            out[c] = feats[c].take(take)
+            feats = feats.drop_columns([c])
     table = pa.table(out)
-    bad = [c for c in columns if not np.isfinite(table[c].to_numpy(zero_copy_only=False)).all()]
+    names = [c for _, columns in shards.values() for c in columns]
+    bad = [c for c in names if not np.isfinite(table[c].to_numpy(zero_copy_only=False)).all()]
     if bad:
         raise ValueError(f"non-finite values in feature column(s): {', '.join(bad[:5])}")
     meta = {**metadata, "versions": package_versions(), "n_rows": table.num_rows}
@@ -87,14 +95,19 @@ def merge_feature_table(manifest_path, shard_paths, columns, metadata: dict) -> 
 
 
 def collect_rejected(manifest_path, manifest_rejected, shard_paths):
-    """Rejected files of the manifest stage plus clips whose extraction failed (a DataFrame)."""
+    """Rejected files of the manifest stage plus clips whose extraction failed (a DataFrame).
+
+    ``shard_paths``: every extractor's shards, in extractor order.
+    """
     import pandas as pd
 
     paths = pd.read_parquet(manifest_path, columns=["id", "path"]).set_index("id")["path"]
     frames = [manifest_rejected]
+    seen: set = set()  # a clip that failed in several extractors is listed once, with the first reason
     for shard in shard_paths:
         part = pq.read_table(shard, columns=["id", "error"]).to_pandas()
-        part = part[part["error"].notna()]
+        part = part[part["error"].notna() & ~part["id"].isin(seen)]
+        seen.update(part["id"])
         if len(part):
             frames.append(
                 pd.DataFrame(

@@ -20,17 +20,29 @@ from serflow.evaluation import (
     score,
 )
 from serflow.models import chosen_params, feature_importance, fit_model, speaker_standardize
+from serflow.runtime import Progress
 from serflow.tables import ID_COLUMNS, package_versions
 
 MODEL_PACKAGES = ("serflow", "scikit-learn", "xgboost", "numpy", "scipy", "pandas")
 
 
 def load_table(path):
-    """(feature table as a DataFrame, feature column names) from a Parquet feature table."""
+    """(feature table as a DataFrame, feature column names) from a Parquet feature table.
+
+    The table's ``attrs["column_groups"]`` holds the group of each column (from its metadata).
+    """
     import pandas as pd
 
+    from serflow.tables import read_metadata
+
     table = pd.read_parquet(path)
+    table.attrs["column_groups"] = read_metadata(path).get("column_groups", {})
     return table, [c for c in table.columns if c not in ID_COLUMNS]
+
+
+def _column_groups(table, columns) -> list[str] | None:
+    groups = table.attrs.get("column_groups") or {}
+    return [groups.get(c, "") for c in columns] if groups else None
 
 
 def _model_kwargs(model: dict) -> dict:
@@ -42,6 +54,8 @@ def _model_kwargs(model: dict) -> dict:
     }
     if model.get("feature_groups"):
         kwargs["feature_groups"] = [list(g) for g in model["feature_groups"]]
+    if model.get("scale") is False:
+        kwargs["scale"] = False
     return kwargs
 
 
@@ -114,11 +128,18 @@ def evaluate_run(table, columns, model: dict, evaluation: dict | None = None, th
             threads=threads,
             random_state=ev["random_state"],
             inner_splits=ev["inner_splits"],
-            feature_names=columns,
+            column_groups=_column_groups(table, columns),
             **kw,
         )
 
-    proba, fold_of, fitted = cross_val_predict_proba(fit, x, y, folds, len(labels), groups)
+    progress = Progress(len(folds), f"{model['kind']} folds", every_s=0.0)
+
+    def fit_and_log(xs, ys, gs):
+        fitted = fit(xs, ys, gs)
+        progress.step()
+        return fitted
+
+    proba, fold_of, fitted = cross_val_predict_proba(fit_and_log, x, y, folds, len(labels), groups)
     tested = fold_of >= 0
     pred = proba.argmax(axis=1)
 
@@ -200,7 +221,7 @@ def fit_final(table, columns, model: dict, evaluation: dict | None = None, threa
         threads=threads,
         random_state=ev["random_state"],
         inner_splits=ev["inner_splits"],
-        feature_names=columns,
+        column_groups=_column_groups(table, columns),
         **_model_kwargs(model),
     )
     bundle = {

@@ -1,8 +1,8 @@
-rule demo_corpus:
+rule corpus:
     output:
         directory("results/{dataset}/corpus"),
     log:
-        "logs/{dataset}/demo_corpus.log",
+        "logs/{dataset}/corpus.log",
     conda:
         "../envs/serflow.yaml"
     resources:
@@ -12,7 +12,7 @@ rule demo_corpus:
     params:
         dataset=dataset_config,
     script:
-        "../scripts/demo_corpus.py"
+        "../scripts/corpus.py"
 
 
 checkpoint manifest:
@@ -22,6 +22,7 @@ checkpoint manifest:
         manifest="results/{dataset}/manifest.parquet",
         rejected="results/{dataset}/manifest_rejected.csv",
         shards=expand("results/{{dataset}}/shards/{shard}.tsv", shard=SHARDS),
+        digests=expand("results/{{dataset}}/shards/{shard}.digest", shard=SHARDS),
     log:
         "logs/{dataset}/manifest.log",
     benchmark:
@@ -33,8 +34,8 @@ checkpoint manifest:
         runtime=manifest_runtime,
     params:
         dataset=dataset_config,
-        min_samples=lambda wc: DATASET_FEATURES[wc.dataset].min_samples,
-        sample_rate=lambda wc: DATASET_FEATURES[wc.dataset].sample_rate,
+        min_samples=lambda wc: DATASETS[wc.dataset].features.min_samples,
+        sample_rate=lambda wc: DATASETS[wc.dataset].features.sample_rate,
         on_bad_file=on_bad_file,
     script:
         "../scripts/manifest.py"

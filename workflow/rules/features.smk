@@ -1,21 +1,24 @@
 rule extract_features:
     input:
-        "results/{dataset}/shards/{shard}.tsv",
+        # The list is read, its digest decides reruns: Snakemake compares checksums of
+        # inputs up to 1 MB only, so one new clip reruns one shard job at any list size.
+        shard=ancient("results/{dataset}/shards/{shard}.tsv"),
+        digest="results/{dataset}/shards/{shard}.digest",
     output:
-        "results/{dataset}/features/shards/{shard}.parquet",
+        "results/{dataset}/features/{extractor}/{shard}.parquet",
     log:
-        "logs/{dataset}/extract/{shard}.log",
+        "logs/{dataset}/extract/{extractor}/{shard}.log",
     benchmark:
-        "benchmarks/{dataset}/extract/{shard}.tsv"
+        "benchmarks/{dataset}/extract/{extractor}/{shard}.tsv"
     conda:
         "../envs/serflow.yaml"
     threads: 1
     resources:
-        mem_mb=1500,
+        mem_mb=extract_mem_mb,
         runtime=extract_runtime,
         disk_mb=extract_disk_mb,
     params:
-        features=lambda wc: DATASET_FEATURES[wc.dataset].to_dict(),
+        extractor=lambda wc: extractor(wc).params(),
         cache_dir=config["cache_dir"],
         on_bad_file=on_bad_file,
     script:
@@ -25,7 +28,7 @@ rule extract_features:
 rule feature_table:
     input:
         manifest="results/{dataset}/manifest.parquet",
-        shards=shard_features,
+        shards=table_shards,
     output:
         "results/{dataset}/features/{feature_set}.parquet",
     log:
@@ -38,21 +41,16 @@ rule feature_table:
         mem_mb=table_mem_mb,
         runtime=10,
     params:
-        groups=lambda wc: list(FEATURE_GROUPS[wc.feature_set]),
-        features=lambda wc: DATASET_FEATURES[wc.dataset].to_dict(),
+        table=table_params,
     script:
         "../scripts/feature_table.py"
-
-
-localrules:
-    rejected,
 
 
 rule rejected:
     input:
         manifest="results/{dataset}/manifest.parquet",
         rejected="results/{dataset}/manifest_rejected.csv",
-        shards=shard_features,
+        shards=all_shards,
     output:
         report(
             "results/{dataset}/rejected.csv",
@@ -62,6 +60,7 @@ rule rejected:
         ),
     log:
         "logs/{dataset}/rejected.log",
+    localrule: True
     conda:
         "../envs/serflow.yaml"
     script:

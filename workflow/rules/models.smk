@@ -30,10 +30,6 @@ rule train:
         "../scripts/train.py"
 
 
-localrules:
-    submissions,
-
-
 rule submissions:
     input:
         unpack(submission_inputs),
@@ -48,6 +44,7 @@ rule submissions:
         summary="results/{dataset}/submissions.json",
     log:
         "logs/{dataset}/submissions.log",
+    localrule: True
     conda:
         "../envs/serflow.yaml"
     params:

@@ -1,7 +1,3 @@
-localrules:
-    report,
-
-
 rule report:
     input:
         unpack(report_inputs),
@@ -13,10 +9,11 @@ rule report:
         ),
     log:
         "logs/report.log",
+    localrule: True
     conda:
         "../envs/serflow.yaml"
     params:
         datasets=report_datasets(),
-        extractor=FEATURES.to_dict(),
+        extractors=common_extractors(),
     script:
         "../scripts/report.py"

@@ -2,23 +2,31 @@ from serflow.runtime import start_job
 
 log = start_job(snakemake.log[0], snakemake.threads)
 
+from pathlib import Path
+
 import pyarrow.parquet as pq
 
-from serflow.features import FeatureParams, feature_names, select_columns
+from serflow.features import REGISTRY, select_columns
 from serflow.tables import merge_feature_table
 
-params = FeatureParams.from_config(snakemake.params.features)
-columns = select_columns(feature_names(params), snakemake.params.groups)
+spec = snakemake.params.table
+shards, column_groups = {}, {}
+for name, desc in spec["extractors"].items():
+    extractor = REGISTRY[name](**desc["params"])
+    groups = extractor.column_groups()
+    columns = select_columns(groups, spec["groups"])
+    paths = [p for p in snakemake.input.shards if Path(p).parent.name == name]
+    shards[name] = (paths, columns)
+    column_groups.update({c: groups[c] for c in columns})
 table = merge_feature_table(
     snakemake.input.manifest,
-    snakemake.input.shards,
-    columns,
+    shards,
     {
         "feature_set": snakemake.wildcards.feature_set,
-        "groups": list(snakemake.params.groups),
-        "extractor": params.to_dict(),
-        "cache_key": params.cache_key(),
+        "groups": spec["groups"],
+        "extractors": spec["extractors"],
+        "column_groups": column_groups,
     },
 )
 pq.write_table(table, snakemake.output[0])
-log.info("%d rows x %d features", table.num_rows, len(columns))
+log.info("%d rows x %d features from %s", table.num_rows, len(column_groups), ", ".join(shards))

@@ -13,7 +13,7 @@ manifest, rejected = build_manifest(
 )
 manifest.to_parquet(snakemake.output.manifest, index=False)
 rejected.to_csv(snakemake.output.rejected, index=False)
-write_shards(manifest, snakemake.output.shards)
+write_shards(manifest, snakemake.output.shards, snakemake.output.digests)
 log.info("%d clips in the manifest, %d rejected", len(manifest), len(rejected))
 for row in rejected.itertuples():
     log.warning("rejected %s: %s", row.path, row.reason)

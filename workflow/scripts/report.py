@@ -30,14 +30,14 @@ for name, info in snakemake.params.datasets.items():
             out,
             info["metric"],
             info["label_map"],
-            info["extractor"]["sample_rate"],
+            info["sample_rate"],
         )
     )
 provenance = {
     "config": yaml.safe_dump(dict(snakemake.config), sort_keys=False, allow_unicode=True),
     "versions": package_versions((*MODEL_PACKAGES, "librosa", "soundfile", "soxr", "pyarrow", "snakemake")),
     "extractor": extractor_table(
-        snakemake.params.extractor, {n: i["extractor"] for n, i in snakemake.params.datasets.items()}
+        snakemake.params.extractors, {n: i["extractors"] for n, i in snakemake.params.datasets.items()}
     ),
 }
 with open(out, "w", encoding="utf-8") as f:

@@ -1,0 +1,273 @@
+"""Corpus adapters: each lists a corpus's clips from its config entry, without opening audio.
+
+``ADAPTERS`` maps the config's ``adapter`` value to an ``Adapter``: its reader, the
+config keys it accepts (each adapter only its own, besides the common ones) and the
+tables whose change reruns the manifest. A generated corpus (``demo``) names the
+function that writes it; the workflow runs that as a job before the manifest.
+
+Adding an adapter: a reader here and its entry in ``ADAPTERS``, plus its block in the
+config schema.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from serflow.manifest import AUDIO_EXTENSIONS, EMODB_EMOTIONS, Entry, ManifestError, read_table
+
+_EMODB_NAME = re.compile(r"^(?P<speaker>\d\d)(?P<text>[ab]\d\d)(?P<emotion>[WLEAFTN])(?P<version>[a-z])$")
+#: Keys every dataset entry accepts, whatever its adapter.
+COMMON_KEYS = (
+    "name",
+    "adapter",
+    "features",
+    "feature_tables",
+    "runs",
+    "label_map",
+    "on_bad_file",
+    "evaluation",
+)
+
+
+def _require_columns(rows, table, columns):
+    present = set(rows[0]) if rows else set()
+    missing = [c for c in columns if c and c not in present]
+    if missing:
+        raise ManifestError(
+            f"{table}: missing column(s) {', '.join(map(repr, missing))} "
+            f"(found {', '.join(map(repr, sorted(present)))})"
+        )
+
+
+def _resolve(base: Path, rel: str, sub: str = "") -> str:
+    p = Path(rel)
+    if not p.is_absolute():
+        p = base / sub / p
+    return os.path.normpath(p)
+
+
+def _list_audio(root: Path, extensions) -> list[Path]:
+    if not root.is_dir():
+        raise ManifestError(f"{root}: corpus folder not found")
+    exts = {e.lower() for e in extensions}
+    return sorted(p for p in root.rglob("*") if p.suffix.lower() in exts and p.is_file())
+
+
+def _path_ids(entries: list[Entry]) -> list[Entry]:
+    """Ids from relative paths without their extension, unless two distinct files then share one.
+
+    ``clip.flac`` and ``clip.ogg`` are distinct files: both keep their extension. One file
+    listed twice stays a duplicate.
+    """
+    stems = [str(Path(e.id).with_suffix("")) for e in entries]
+    files = Counter(
+        stem for stem, _ in {(s, e.id) for s, e in zip(stems, entries)}
+    )  # distinct files per stem
+    return [e if files[s] > 1 else replace(e, id=s) for e, s in zip(entries, stems)]
+
+
+def _entries_from_rows(rows, table, base, cfg, split, audio_dir=""):
+    id_col = cfg.get("id_column") or ("id" if rows and "id" in rows[0] else None)
+    path_col = cfg.get("path_column", "path")
+    label_col = cfg.get("label_column", "label") if split != "test" else None
+    speaker_col = cfg.get("speaker_column", "speaker")
+    split_col = cfg.get("split_column", "split") if split is None else None
+    stratum_col = cfg.get("stratify_column")
+    needed = [path_col, label_col if split is None or split == "train" else None]
+    _require_columns(rows, table, [*needed, stratum_col if split != "test" else None])
+    if id_col and rows and id_col not in rows[0]:
+        raise ManifestError(f"{table}: missing id column {id_col!r}")
+    entries = []
+    for i, row in enumerate(rows, start=2):
+        rel = row[path_col].strip()
+        if not rel:
+            raise ManifestError(f"{table}, line {i}: empty {path_col!r}")
+        clip_split = split
+        if clip_split is None:
+            value = (row.get(split_col) or "").strip().lower() if split_col else ""
+            if value not in ("", "train", "test"):
+                raise ManifestError(f"{table}, line {i}: split {value!r} is neither 'train' nor 'test'")
+            clip_split = value or "train"
+        label = (row.get(label_col) or "").strip() if label_col else None
+        if clip_split == "test" and not label:
+            label = None
+        speaker = (row.get(speaker_col) or "").strip() or None if speaker_col else None
+        clip_id = row[id_col].strip() if id_col else Path(os.path.normpath(rel)).as_posix()
+        stratum = (row.get(stratum_col) or "").strip() or None if stratum_col else None
+        path = _resolve(base, rel, audio_dir)
+        entries.append(
+            Entry(clip_id, path, label, speaker, clip_split, source=f"{table}, line {i}", stratum=stratum)
+        )
+    return entries if id_col else _path_ids(entries)
+
+
+def _read_csv_dataset(cfg, results="results"):
+    table = Path(cfg["table"])
+    return _entries_from_rows(read_table(table), table, table.parent, cfg, None)
+
+
+def _read_competition(cfg, results="results", root=None):
+    root = Path(root or cfg["root"])
+    entries = []
+    for split, key, default in (("train", "train_csv", "train.csv"), ("test", "test_csv", "test.csv")):
+        table = root / cfg.get(key, default)
+        if split == "test" and not table.exists():
+            continue
+        audio_dir = cfg.get(f"{split}_audio_dir", "")
+        entries += _entries_from_rows(read_table(table), table, root, cfg, split, audio_dir)
+    return entries
+
+
+def _read_emodb(cfg, results="results"):
+    entries = []
+    for path in _list_audio(Path(cfg["root"]), cfg.get("extensions", [".wav"])):
+        m = _EMODB_NAME.match(path.stem)
+        if m is None:
+            entries.append(
+                Entry(
+                    path.stem,
+                    str(path),
+                    None,
+                    None,
+                    "train",
+                    "file name does not follow EmoDB's SSTTTEV pattern",
+                )
+            )
+            continue
+        entries.append(Entry(path.stem, str(path), EMODB_EMOTIONS[m["emotion"]], m["speaker"], "train"))
+    return entries
+
+
+def _read_folders(cfg, results="results"):
+    root = Path(cfg["root"])
+    pattern = re.compile(cfg["speaker_pattern"]) if cfg.get("speaker_pattern") else None
+    entries = []
+    for path in _list_audio(root, cfg.get("extensions", AUDIO_EXTENSIONS)):
+        rel = path.relative_to(root)
+        if len(rel.parts) < 2:
+            continue  # files directly in root carry no label
+        speaker = None
+        if pattern is not None:
+            m = pattern.search(path.stem)
+            speaker = m["speaker"] if m and "speaker" in pattern.groupindex else (m[0] if m else None)
+        clip_id = rel.as_posix()
+        entries.append(Entry(clip_id, str(path), rel.parts[0], speaker, "train"))
+    return _path_ids(entries)
+
+
+def _competition_tables(cfg) -> list[str]:
+    root = Path(cfg["root"])
+    paths = [root / cfg.get(k, d) for k, d in (("train_csv", "train.csv"), ("test_csv", "test.csv"))]
+    return [str(p) for p in paths if p.exists()]
+
+
+def _competition_sample(cfg, results="results") -> Path | None:
+    root = Path(cfg["root"])
+    if "sample_submission" in cfg:
+        return root / cfg["sample_submission"]
+    default = root / "sample_submission.csv"
+    return default if default.exists() else None
+
+
+def corpus_root(name: str, results: str = "results") -> Path:
+    """Where a generated corpus (``Adapter.generate``) is written."""
+    return Path(results) / name / "corpus"
+
+
+def _read_demo(cfg, results="results"):
+    """The generated corpus as a competition folder; before it exists, the clips it will hold."""
+    root = corpus_root(cfg["name"], results)
+    if (root / "train.csv").exists():
+        return _read_competition({}, results, root)
+    from serflow.demo import planned_clips
+
+    return [
+        Entry(clip_id, os.path.normpath(root / rel), label, speaker, split)
+        for clip_id, rel, label, speaker, split in planned_clips(**_demo_kwargs(cfg))
+    ]
+
+
+def _demo_kwargs(cfg) -> dict:
+    kwargs = {k: cfg[k] for k in ("n_train", "n_test", "n_speakers", "seed") if k in cfg}
+    if "duration_range" in cfg:
+        kwargs["duration_range"] = tuple(cfg["duration_range"])
+    return kwargs
+
+
+def _generate_demo(cfg, out_dir) -> Path:
+    from serflow.demo import generate_demo_corpus
+
+    return generate_demo_corpus(out_dir, **_demo_kwargs(cfg))
+
+
+@dataclass(frozen=True)
+class Adapter:
+    """How one kind of corpus is listed."""
+
+    name: str
+    #: (dataset config, results folder) -> entries.
+    read: Callable[..., list[Entry]]
+    #: Config keys of its own (besides ``COMMON_KEYS``).
+    keys: tuple[str, ...]
+    #: Dataset config -> table files whose change reruns the manifest.
+    tables: Callable[[dict], list[str]] = lambda cfg: []
+    #: (dataset config, results folder) -> the sample submission file, or None.
+    sample_submission: Callable[..., Path | None] = lambda cfg, results="results": None
+    #: (dataset config, output folder) -> writes a generated corpus; None for corpora on disk.
+    generate: Callable[[dict, Path], Path] | None = None
+
+    def corpus_dir(self, cfg: dict, results: str = "results") -> Path | None:
+        """The folder a generated corpus is written to (None for corpora on disk)."""
+        return corpus_root(cfg["name"], results) if self.generate else None
+
+    def check_keys(self, cfg: dict) -> None:
+        """Raise ManifestError naming a key this adapter does not take."""
+        allowed = set(COMMON_KEYS) | set(self.keys)
+        for key in cfg:
+            if key not in allowed:
+                raise ManifestError(
+                    f"dataset {cfg.get('name')!r}: key {key!r} is not a setting of the {self.name!r} adapter "
+                    f"(it takes {', '.join(sorted(self.keys))})"
+                )
+
+
+_TABLE_KEYS = ("id_column", "path_column", "label_column", "speaker_column", "stratify_column")
+ADAPTERS: dict[str, Adapter] = {
+    a.name: a
+    for a in (
+        Adapter(
+            "demo",
+            _read_demo,
+            ("n_train", "n_test", "n_speakers", "duration_range", "seed"),
+            sample_submission=lambda cfg, results="results": (
+                corpus_root(cfg["name"], results) / "sample_submission.csv"
+            ),
+            generate=_generate_demo,
+        ),
+        Adapter("emodb", _read_emodb, ("root", "extensions")),
+        Adapter(
+            "csv", _read_csv_dataset, ("table", *_TABLE_KEYS, "split_column"), lambda cfg: [cfg["table"]]
+        ),
+        Adapter(
+            "competition",
+            _read_competition,
+            (
+                "root",
+                "train_csv",
+                "test_csv",
+                "sample_submission",
+                "train_audio_dir",
+                "test_audio_dir",
+                *_TABLE_KEYS,
+            ),
+            _competition_tables,
+            _competition_sample,
+        ),
+        Adapter("folders", _read_folders, ("root", "extensions", "speaker_pattern")),
+    )
+}

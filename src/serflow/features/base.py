@@ -1,0 +1,171 @@
+"""What every extractor is: a frozen dataclass of its parameters, and the clip it reads.
+
+An extractor's fields are its parameters. ``compute(clip)`` returns what is cached per
+clip: a 1-D row, or a 2-D matrix (frames x dims) for frame-level extractors, which
+``to_row`` then pools into table columns. Fields listed in ``OUTPUT_FIELDS`` shape only
+``to_row``, so changing them recomputes no cache entry.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, fields
+from importlib.metadata import PackageNotFoundError, version
+from typing import Any, ClassVar
+
+import numpy as np
+
+
+class Clip:
+    """One loaded clip and the analyses extractors share while they read it.
+
+    ``memo(key, fn)`` computes ``fn()`` once per clip and key, so extractors in one
+    process (the same job, ``serflow predict``) share one STFT or one YIN pass.
+    """
+
+    def __init__(self, y: np.ndarray, sample_rate: int):
+        self.y = np.ascontiguousarray(y, dtype=np.float32)
+        self.sample_rate = int(sample_rate)
+        self._memo: dict = {}
+
+    @property
+    def seconds(self) -> float:
+        return self.y.size / self.sample_rate
+
+    def memo(self, key, fn):
+        if key not in self._memo:
+            self._memo[key] = fn()
+        return self._memo[key]
+
+    def magnitude(self, n_fft: int, hop_length: int) -> np.ndarray:
+        """|STFT| (bins x frames), centred frames as librosa's default."""
+        import librosa
+
+        return self.memo(
+            ("stft", n_fft, hop_length),
+            lambda: np.abs(librosa.stft(self.y, n_fft=n_fft, hop_length=hop_length)),
+        )
+
+
+def package_version(name: str) -> str | None:
+    for dist in {"xgboost": ("xgboost", "xgboost-cpu")}.get(name, (name,)):
+        try:
+            return version(dist)
+        except PackageNotFoundError:
+            pass
+    return None
+
+
+@dataclass(frozen=True)
+class Extractor:
+    """Base of every registered extractor (see ``serflow.features.REGISTRY``)."""
+
+    #: Registry name: the config key under ``features``, the cache folder and shard folder.
+    name: ClassVar[str]
+    #: Bump when a code change alters this extractor's values or names.
+    version: ClassVar[int] = 1
+    #: Every group this extractor can produce (the schema's group enum is their union).
+    GROUPS: ClassVar[tuple[str, ...]] = ()
+    #: Packages whose versions enter the cache key.
+    PACKAGES: ClassVar[tuple[str, ...]] = ("librosa",)
+    #: Fields that shape only ``to_row`` (pooling), not the cached value.
+    OUTPUT_FIELDS: ClassVar[tuple[str, ...]] = ()
+    #: Whether ``compute`` returns frames x dims (read back with ``serflow.features.frames.read_sequences``).
+    frame_level: ClassVar[bool] = False
+    #: Workflow resources of one extraction job: seconds per clip (generous) and memory.
+    seconds_per_clip: ClassVar[float] = 0.5
+    mem_mb: ClassVar[int] = 1500
+
+    sample_rate: int = 16000
+
+    # -- what subclasses provide ------------------------------------------------------
+    def columns(self) -> list[tuple[str, str]]:
+        """(column name, group) of each value ``to_row`` returns, in order."""
+        raise NotImplementedError
+
+    def compute(self, clip: Clip) -> np.ndarray:
+        """The cached value of one clip: a float32 row, or frames x dims."""
+        raise NotImplementedError
+
+    def to_row(self, value: np.ndarray) -> np.ndarray:
+        """Table columns (``names()`` order) from a cached value."""
+        return value
+
+    @property
+    def min_samples(self) -> int:
+        """Shortest usable clip in samples at ``sample_rate``."""
+        return 1
+
+    def check(self) -> None:
+        """Raise ValueError naming the parameter when the parameters do not fit together."""
+
+    # -- shared machinery -------------------------------------------------------------
+    def __post_init__(self):
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, list):
+                object.__setattr__(self, f.name, tuple(value))
+        if self.sample_rate < 8000:
+            raise ValueError("sample_rate must be at least 8000")
+        self.check()
+
+    @classmethod
+    def from_config(cls, shared: dict | None = None, own: dict | None = None) -> Extractor:
+        """Parameters from the shared ``features`` keys this extractor has, then its own block.
+
+        Keys of ``own`` it does not have are an error naming them.
+        """
+        known = {f.name for f in fields(cls)}
+        own = dict(own or {})
+        unknown = sorted(set(own) - known)
+        if unknown:
+            raise ValueError(
+                f"unknown parameter(s) of extractor {cls.name!r}: {', '.join(unknown)} "
+                f"(it takes {', '.join(sorted(known))})"
+            )
+        kwargs = {k: v for k, v in (shared or {}).items() if k in known}
+        return cls(**{**kwargs, **own})
+
+    def params(self) -> dict:
+        """Every parameter, JSON-ready."""
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+
+    def cache_params(self) -> dict:
+        return {k: v for k, v in self.params().items() if k not in self.OUTPUT_FIELDS}
+
+    def cache_key(self) -> str:
+        """Hash of what shapes the cached values: parameters, version, library versions."""
+        key = {
+            "extractor": self.name,
+            "version": self.version,
+            **{f"{p}_version": package_version(p) for p in self.PACKAGES},
+            **self.cache_params(),
+        }
+        return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
+
+    def names(self) -> list[str]:
+        return [n for n, _ in self.columns()]
+
+    def column_groups(self) -> dict[str, str]:
+        """Column -> group."""
+        return dict(self.columns())
+
+    def groups(self) -> dict[str, list[str]]:
+        """Group -> its columns, in row order."""
+        out: dict[str, list[str]] = {}
+        for n, g in self.columns():
+            out.setdefault(g, []).append(n)
+        return out
+
+    def value_shape_ok(self, value: np.ndarray) -> bool:
+        """Whether a cached value has the shape this extractor writes."""
+        if value.dtype != np.float32:
+            return False
+        if self.frame_level:
+            return value.ndim == 2 and value.shape[1] == self.n_dims
+        return value.shape == (len(self.names()),)
+
+    def describe(self) -> dict[str, Any]:
+        """Name, version, parameters and cache key (stored with tables and models)."""
+        return {"name": self.name, "version": self.version, "params": self.params(), "key": self.cache_key()}

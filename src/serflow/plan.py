@@ -1,0 +1,157 @@
+"""The job plan: what a (validated) config asks the workflow to build, as plain Python.
+
+``build_plan(config)`` resolves every dataset's adapter, extractors, feature tables
+and runs, and checks them against each other (a table needing an extractor that is
+off, a model choosing groups its table lacks, a key another adapter owns). The
+Snakefile's getters only read the plan, so all of this is unit-tested without
+Snakemake. Reading the corpus tables (``entries``) is separate: it touches the disk.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+from serflow.adapters import ADAPTERS, Adapter
+from serflow.evaluation import EVALUATION_DEFAULTS
+from serflow.features import FEATURE_SETS, FeatureSpec
+from serflow.manifest import Entry, ManifestError, read_entries
+
+#: Runs of a config without ``runs``: every model on these feature sets.
+DEFAULT_RUN_SETS = ("prosody", "mfcc_deltas", "all")
+
+
+class PlanError(ValueError):
+    """A config that cannot be planned; the message names the key."""
+
+
+@dataclass
+class DatasetPlan:
+    """One dataset: its adapter, extractors, tables (feature set -> groups) and runs."""
+
+    name: str
+    config: dict
+    adapter: Adapter
+    features: FeatureSpec
+    tables: dict[str, tuple[str, ...]]
+    runs: list[tuple[str, str]]
+    evaluation: dict
+    on_bad_file: str
+    entries: list[Entry] | None = field(default=None, repr=False)
+
+    @property
+    def run_names(self) -> list[str]:
+        return [f"{fs}-{model}" for fs, model in self.runs]
+
+    def table_extractors(self, feature_set: str) -> list[str]:
+        """Extractors whose shards the table of ``feature_set`` joins, in column order."""
+        return self.features.needs(self.tables[feature_set])
+
+    @property
+    def generated(self) -> bool:
+        return self.adapter.generate is not None
+
+
+@dataclass
+class Plan:
+    datasets: dict[str, DatasetPlan]
+    models: dict[str, dict]
+    n_shards: int
+    cache_dir: str
+
+    @property
+    def shards(self) -> list[str]:
+        return [f"{k:03d}" for k in range(self.n_shards)]
+
+
+def _where(dataset: str, key: str) -> str:
+    return f"datasets: {dataset}: {key}"
+
+
+def _feature_spec(common: dict, own: dict, where: str) -> FeatureSpec:
+    merged = {**common, **own}
+    try:
+        spec = FeatureSpec.from_config(merged)
+        spec.sample_rate  # noqa: B018 -- raises when extractors disagree
+    except ValueError as err:
+        raise PlanError(f"config key {where!r}: {err}") from None
+    return spec
+
+
+def _runs(blocks, feature_sets: dict, models: dict, where: str) -> list[tuple[str, str]]:
+    pairs = []
+    for block in blocks:
+        for fs in block["feature_sets"]:
+            if fs not in feature_sets:
+                raise PlanError(f"config key {where!r}: feature set {fs!r} is not defined")
+            for model in block["models"]:
+                if model not in models:
+                    raise PlanError(f"config key {where!r}: model {model!r} is not defined in 'models'")
+                if (fs, model) not in pairs:
+                    pairs.append((fs, model))
+    return pairs
+
+
+def build_plan(config: dict) -> Plan:
+    """The plan of a config that passed the schema (defaults filled in)."""
+    models = config["models"]
+    feature_sets = {**FEATURE_SETS, **{k: tuple(v) for k, v in config.get("feature_sets", {}).items()}}
+    default_runs = config.get("runs") or [{"feature_sets": list(DEFAULT_RUN_SETS), "models": list(models)}]
+    names = [d["name"] for d in config["datasets"]]
+    if len(set(names)) != len(names):
+        raise PlanError("config key 'datasets': names must be unique")
+    datasets = {}
+    for ds in config["datasets"]:
+        name = ds["name"]
+        adapter = ADAPTERS[ds["adapter"]]
+        try:
+            adapter.check_keys(ds)
+        except ManifestError as err:
+            raise PlanError(str(err)) from None
+        features = _feature_spec(config.get("features", {}), ds.get("features", {}), _where(name, "features"))
+        runs_where = _where(name, "runs") if "runs" in ds else "runs"
+        runs = _runs(ds.get("runs") or default_runs, feature_sets, models, runs_where)
+        table_names = ds.get("feature_tables", config["feature_tables"])
+        for fs in table_names:
+            if fs not in feature_sets:
+                raise PlanError(
+                    f"config key 'feature_tables': {fs!r} is neither built in "
+                    f"({', '.join(FEATURE_SETS)}) nor defined in 'feature_sets'"
+                )
+        tables = {fs: feature_sets[fs] for fs in dict.fromkeys([*table_names, *(fs for fs, _ in runs)])}
+        for fs, groups in tables.items():
+            try:
+                features.needs(groups)
+            except ValueError as err:
+                raise PlanError(f"dataset {name!r}: feature set {fs!r} {err}") from None
+        for fs, model in runs:
+            available = set(features.groups) if "all" in tables[fs] else set(tables[fs])
+            for choice in models[model].get("feature_groups") or []:
+                missing = [g for g in choice if g != "all" and g not in available]
+                if missing:
+                    raise PlanError(
+                        f"dataset {name!r}, run '{fs}-{model}': feature_groups {choice} "
+                        f"name {missing}, which the table {fs!r} does not hold"
+                    )
+        datasets[name] = DatasetPlan(
+            name=name,
+            config=ds,
+            adapter=adapter,
+            features=features,
+            tables=tables,
+            runs=runs,
+            evaluation={**EVALUATION_DEFAULTS, **config["evaluation"], **ds.get("evaluation", {})},
+            on_bad_file=ds.get("on_bad_file", config["extraction"]["on_bad_file"]),
+        )
+    shards = config["extraction"]["shards"]
+    n_shards = (os.cpu_count() or 1) if shards == "auto" else int(shards)
+    return Plan(datasets, models, n_shards, config["cache_dir"])
+
+
+def read_all_entries(plan: Plan, results: str = "results") -> None:
+    """List every dataset's clips (``DatasetPlan.entries``); table errors raise PlanError."""
+    for ds in plan.datasets.values():
+        try:
+            ds.entries = read_entries(ds.config, results)
+        except ManifestError as err:
+            raise PlanError(f"dataset {ds.name!r}: {err}") from None

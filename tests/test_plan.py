@@ -1,0 +1,151 @@
+"""The job plan as a library: built from a config without Snakemake, every cross-check tested."""
+
+import copy
+
+import pytest
+import yaml
+from conftest import REPO, tone, write_wav
+
+from serflow.plan import PlanError, build_plan, read_all_entries
+
+with open(REPO / "workflow/schemas/config.schema.yaml") as f:
+    SCHEMA = yaml.safe_load(f)
+
+
+def config(**over):
+    """A config as Snakemake's validation leaves it (schema defaults filled in)."""
+    from snakemake.utils import validate
+
+    cfg = {"datasets": [{"name": "demo", "adapter": "demo", "n_train": 40, "n_test": 8}], **over}
+    cfg = copy.deepcopy(cfg)
+    validate(cfg, str(REPO / "workflow/schemas/config.schema.yaml"))
+    return cfg
+
+
+def test_default_plan():
+    plan = build_plan(config(extraction={"shards": 3}))
+    ds = plan.datasets["demo"]
+    assert ds.features.names == ["descriptors"] and ds.generated
+    assert list(ds.tables) == ["prosody", "mfcc", "mfcc_deltas", "spectral", "mel", "all"]
+    models = ["majority", "svc", "logreg", "random_forest", "xgboost", "mlp"]
+    assert ds.run_names == [f"{fs}-{m}" for fs in ("prosody", "mfcc_deltas", "all") for m in models]
+    assert ds.table_extractors("all") == ["descriptors"]
+    assert plan.shards == ["000", "001", "002"]
+    assert ds.evaluation["metric"] == "uar" and ds.on_bad_file == "reject"
+
+
+def test_tables_join_only_the_extractors_their_groups_need():
+    cfg = config(
+        features={"extended": True, "frames": {"streams": ["mel", "f0"]}, "signal": True},
+        feature_sets={"voice": ["voice_quality", "prosody"], "mel_frames": ["frames_mel"]},
+        feature_tables=["prosody", "voice", "mel_frames", "all"],
+        runs=[{"feature_sets": ["voice"], "models": ["logreg"]}],
+    )
+    ds = build_plan(cfg).datasets["demo"]
+    assert ds.features.names == ["descriptors", "extended", "frames", "signal"]
+    assert ds.table_extractors("prosody") == ["descriptors"]
+    assert ds.table_extractors("voice") == ["descriptors", "extended"]
+    assert ds.table_extractors("mel_frames") == ["frames"]
+    assert ds.table_extractors("all") == ["descriptors", "extended", "frames", "signal"]
+    assert ds.features.min_samples == 2048  # the signal extractor's onset analysis
+
+
+def test_per_dataset_features_merge_over_the_top_level():
+    cfg = config(
+        features={"n_mfcc": 20, "extended": True},
+        datasets=[
+            {"name": "a", "adapter": "demo"},
+            {"name": "b", "adapter": "demo", "features": {"n_mfcc": 8, "extended": False}},
+        ],
+    )
+    plan = build_plan(cfg)
+    a, b = plan.datasets["a"].features, plan.datasets["b"].features
+    assert a.names == ["descriptors", "extended"] and b.names == ["descriptors"]
+    assert a["descriptors"].n_mfcc == 20 and b["descriptors"].n_mfcc == 8
+
+
+@pytest.mark.parametrize(
+    "over, message",
+    [
+        (
+            {"feature_tables": ["compare"]},
+            "dataset 'demo': feature set 'compare' needs the group 'compare': "
+            "set features: {opensmile: [ComParE_2016]}",
+        ),
+        (
+            {"feature_sets": {"r": ["rhythm"]}, "feature_tables": ["r"]},
+            "feature set 'r' needs the group 'rhythm': set features: {extended: true}",
+        ),
+        (
+            {"feature_sets": {"m": ["frames_mel"]}, "feature_tables": ["m"]},
+            "needs the group 'frames_mel': set features: {frames: {streams: [mel]}}",
+        ),
+        (
+            {"features": {"frames": {"streams": ["f0"]}}, "feature_sets": {"m": ["frames_mel"]},
+             "feature_tables": ["m"]},
+            "needs the group 'frames_mel'",
+        ),
+        ({"feature_tables": ["nope"]}, "'nope' is neither built in"),
+        ({"runs": [{"feature_sets": ["nope"], "models": ["svc"]}]}, "feature set 'nope' is not defined"),
+        ({"runs": [{"feature_sets": ["prosody"], "models": ["nope"]}]}, "model 'nope' is not defined"),
+        (
+            {
+                "models": {"pick": {"kind": "logreg", "feature_groups": [["mfcc"], ["prosody"]]}},
+                "runs": [{"feature_sets": ["prosody"], "models": ["pick"]}],
+            },
+            "run 'prosody-pick': feature_groups ['mfcc'] name ['mfcc'], "
+            "which the table 'prosody' does not hold",
+        ),
+        ({"features": {"extended": {"contrast_bands": 9}}}, "features: extended: contrast_fmin"),
+        ({"features": {"descriptors": False}}, "every extractor is off"),
+        (
+            {"datasets": [{"name": "d", "adapter": "demo"}, {"name": "d", "adapter": "demo"}]},
+            "names must be unique",
+        ),
+        (
+            {"features": {"sample_rate": 16000, "signal": {"sample_rate": 22050}}},
+            "extractors disagree on sample_rate",
+        ),
+    ],
+)  # fmt: skip
+def test_cross_checks_name_the_key(over, message):
+    with pytest.raises(PlanError) as err:
+        build_plan(config(**over))
+    assert message in str(err.value)
+
+
+def test_each_adapter_takes_only_its_own_keys():
+    from serflow.adapters import ADAPTERS
+
+    cfg = config()
+    cfg["datasets"] = [{"name": "e", "adapter": "emodb", "root": "x", "table": "t.csv"}]  # past the schema
+    with pytest.raises(PlanError, match="key 'table' is not a setting of the 'emodb' adapter"):
+        build_plan(cfg)
+    with pytest.raises(Exception, match="'table' was unexpected"):
+        config(datasets=[{"name": "e", "adapter": "emodb", "root": "x", "table": "t.csv"}])
+    assert set(ADAPTERS["demo"].keys) >= {"n_train", "seed"}
+
+
+def test_entries_are_read_apart_from_the_plan(tmp_path):
+    write_wav(tmp_path / "a" / "x.wav", tone(seconds=0.3))
+    (tmp_path / "t.csv").write_text("path,label\na/x.wav,calm\nmissing.wav,calm\n")
+    plan = build_plan(config(datasets=[{"name": "c", "adapter": "csv", "table": str(tmp_path / "t.csv")}]))
+    read_all_entries(plan)
+    entries = plan.datasets["c"].entries
+    assert [e.id for e in entries] == ["a/x", "missing"]
+    (tmp_path / "t.csv").write_text("path,label\n,calm\n")
+    with pytest.raises(PlanError, match=r"dataset 'c': .*t.csv, line 2: empty 'path'"):
+        read_all_entries(plan)
+
+
+def test_demo_entries_are_known_before_the_corpus_is_written(tmp_path):
+    from serflow.demo import generate_demo_corpus
+    from serflow.manifest import read_entries
+
+    cfg = {"name": "demo", "adapter": "demo", "n_train": 12, "n_test": 4, "seed": 2}
+    planned = read_entries(cfg, results=str(tmp_path))
+    generate_demo_corpus(tmp_path / "demo" / "corpus", n_train=12, n_test=4, seed=2)
+    written = read_entries(cfg, results=str(tmp_path))
+    assert [(e.id, e.path, e.label, e.speaker, e.split) for e in planned] == [
+        (e.id, e.path, e.label, e.speaker, e.split) for e in written
+    ]
