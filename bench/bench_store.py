@@ -35,12 +35,12 @@ def extract(workdir: Path, cores: int, features: dict, extractors) -> float:
         "features": features,
     }
     (workdir / "config.yaml").write_text(yaml.safe_dump(config))
-    base = [SNAKEMAKE, "-s", str(REPO / "Snakefile"), "-d", str(workdir), "--configfile"]
-    base += [str(workdir / "config.yaml"), "--cores", str(cores), "--quiet", "all"]
-    subprocess.run([*base, "results/emodb/manifest.parquet"], check=True, capture_output=True)
+    opts = ["-s", str(REPO / "Snakefile"), "-d", str(workdir), "--configfile"]
+    opts += [str(workdir / "config.yaml"), "--cores", str(cores), "--quiet", "all"]
+    subprocess.run([SNAKEMAKE, "results/emodb/manifest.parquet", *opts], check=True, capture_output=True)
     targets = [f"results/emodb/features/{e}/{k:03d}.parquet" for e in extractors for k in range(cores)]
     start = time.perf_counter()
-    proc = subprocess.run([*base, *targets], capture_output=True, text=True)
+    proc = subprocess.run([SNAKEMAKE, *targets, *opts], capture_output=True, text=True)
     if proc.returncode:
         sys.exit(f"snakemake failed:\n{proc.stderr[-4000:]}")
     return time.perf_counter() - start

@@ -173,7 +173,8 @@ def test_small_custom_corpus(tmp_path):
     "kwargs",
     [
         {"n_speakers": 0},
-        {"n_speakers": 9},
+        {"n_speakers": 65},
+        {"n_emotions": 9},
         {"n_train": 0},
         {"n_test": -1},
         {"n_train": 2.5},
@@ -198,7 +199,7 @@ def test_synthesize_rejects_bad_arguments():
     with pytest.raises(ValueError, match="emotion"):
         synthesize_clip("bored", 0, rng)
     with pytest.raises(ValueError, match="speaker"):
-        synthesize_clip("sad", 8, rng)
+        synthesize_clip("sad", 64, rng)
     with pytest.raises(ValueError, match="sample_rate"):
         synthesize_clip("sad", 0, rng, sample_rate=100)
     with pytest.raises(ValueError, match="duration_range"):
@@ -235,3 +236,19 @@ def test_emotions_separable_but_not_trivially(train, features):
     pred = cross_val_predict(model, X, train["label"], groups=train["speaker"], cv=LeaveOneGroupOut())
     uar = balanced_accuracy_score(train["label"], pred)
     assert 0.45 < uar < 0.98, uar
+
+
+def test_eight_emotions_and_many_speakers(tmp_path):
+    """A RAVDESS-shaped corpus (8 emotions, 24 speakers) for the scale benchmarks."""
+    from serflow.demo import MORE_EMOTIONS, planned_clips
+
+    out = generate_demo_corpus(
+        tmp_path / "big", n_train=48, n_test=0, n_speakers=24, n_emotions=8, duration_range=(0.3, 0.4)
+    )
+    train = pd.read_csv(out / "train.csv")
+    assert set(train["label"]) == set(EMOTIONS + MORE_EMOTIONS) and train["speaker"].nunique() == 24
+    assert (train.groupby("label").size() == 6).all()
+    planned = planned_clips(n_train=48, n_test=0, n_speakers=24, n_emotions=8)
+    assert [(c[0], c[2], c[3]) for c in planned] == list(
+        train[["id", "label", "speaker"]].itertuples(index=False, name=None)
+    )

@@ -1,3 +1,5 @@
+import os
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -199,3 +201,47 @@ def test_ids_from_paths_are_unique_for_distinct_files(tmp_path):
     )
     with pytest.raises(ManifestError, match="duplicate id 'audio/clip'"):
         read_entries({"name": "c", "adapter": "csv", "table": str(tmp_path / "list.csv")})
+
+
+def test_probes_are_reused_while_files_are_unchanged(tmp_path):
+    from serflow.probes import ProbeCache
+
+    paths = [write_wav(tmp_path / f"c{i}.wav", tone(150 + 20 * i, 0.3)) for i in range(4)]
+    (tmp_path / "bad.wav").write_bytes(b"not audio")
+    entries = read_entries({"name": "f", "adapter": "csv", "table": str(_table(tmp_path, paths))})
+    store = tmp_path / "probes.parquet"
+    probes = ProbeCache(store)
+    first, rejected = build_manifest(entries, min_samples=512, sample_rate=16000, probes=probes, threads=2)
+    probes.save()
+    assert (probes.misses, probes.hits) == (5, 0) and list(rejected["id"]) == ["bad"]
+    again = ProbeCache(store)
+    second, rejected2 = build_manifest(entries, min_samples=512, sample_rate=16000, probes=again)
+    assert (again.misses, again.hits) == (0, 5)
+    pd.testing.assert_frame_equal(first, second)
+    pd.testing.assert_frame_equal(rejected, rejected2)
+    # a longer minimum length applies to reused probes too
+    _, short = build_manifest(entries, min_samples=16000, sample_rate=16000, probes=again)
+    assert short["reason"].str.startswith("shorter than one analysis frame").sum() == 4
+    # a rewritten file is probed again
+    write_wav(paths[0], tone(400, 0.5))
+    os.utime(paths[0], ns=(1, 1))
+    third = ProbeCache(store)
+    changed, _ = build_manifest(entries, min_samples=512, sample_rate=16000, probes=third)
+    assert (third.misses, third.hits) == (1, 4)
+    assert changed["checksum"].iloc[0] != first["checksum"].iloc[0]
+    assert changed["duration_s"].iloc[0] == pytest.approx(0.5)
+
+
+def _table(root, paths):
+    table = root / "list.csv"
+    rows = [f"{p.name},x" for p in paths] + ["bad.wav,x"]
+    table.write_text("path,label\n" + "\n".join(rows) + "\n")
+    return table
+
+
+def test_competition_with_a_header_only_test_table(tmp_path):
+    write_wav(tmp_path / "a.wav", tone(seconds=0.3))
+    (tmp_path / "train.csv").write_text("id,path,label\na,a.wav,x\n")
+    (tmp_path / "test.csv").write_text("id,path\n")  # no test clips
+    entries = read_entries({"name": "c", "adapter": "competition", "root": str(tmp_path)})
+    assert [(e.id, e.split) for e in entries] == [("a", "train")]

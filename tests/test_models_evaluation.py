@@ -201,3 +201,41 @@ def test_feature_groups_are_chosen_inside_each_training_fold():
         fit_model("logreg", x, y, feature_groups=[["pitch"]], column_groups=column_groups)
     with pytest.raises(ValueError, match="needs column_groups"):
         fit_model("logreg", x, y, feature_groups=[["mfcc"]])
+
+
+def test_row_space_projection_keeps_the_linear_model():
+    from sklearn.linear_model import LogisticRegression
+
+    from serflow.models import RowSpace
+
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(30, 200))
+    y = (x[:, 0] + 0.5 * x[:, 1] > 0).astype(int)
+    proj = RowSpace().fit(x)
+    assert proj.basis_.shape == (200, 30) and np.allclose(proj.basis_.T @ proj.basis_, np.eye(30))
+    full = LogisticRegression(C=0.5, tol=1e-10, max_iter=10000).fit(x, y)
+    small = LogisticRegression(C=0.5, tol=1e-10, max_iter=10000).fit(proj.transform(x), y)
+    np.testing.assert_allclose(small.coef_ @ proj.basis_.T, full.coef_, atol=1e-6)
+    x_new = rng.normal(size=(10, 200))
+    np.testing.assert_allclose(small.predict_proba(proj.transform(x_new)), full.predict_proba(x_new), atol=1e-6)
+    assert RowSpace().fit(x[:, :20]).basis_ is None  # more clips than columns: nothing to gain
+
+
+def test_path_search_walks_c_and_refits_the_best_from_scratch():
+    from sklearn.base import clone
+
+    from serflow.models import PathSearch
+
+    x, y, groups = blobs(n_per=20, n_speakers=5)
+    x = np.hstack([x, np.random.default_rng(0).normal(size=(len(y), 60))])
+    grid = {"C": [10.0, 0.001, 0.1]}  # not in order: ties go to the grid's first
+    search = fit_model("logreg", x, y, groups, grid=grid)
+    assert isinstance(search, PathSearch) and "project" in search.best_estimator_.named_steps
+    mean = search.cv_results_["mean_test_score"]
+    assert search.best_params_["model__C"] == grid["C"][int(np.flatnonzero(mean == mean.max())[0])]
+    cold = clone(search.pipeline).set_params(**search.best_params_).fit(x, y)
+    np.testing.assert_array_equal(cold.predict_proba(x), search.predict_proba(x))
+    assert chosen_params(search, "logreg") == {"C": search.best_params_["model__C"]}
+    assert all(len(set(groups[tr]) & set(groups[te])) == 0 for tr, te in search.cv)
+    # several parameters, or a choice of feature groups: the ordinary grid search
+    assert not isinstance(fit_model("logreg", x, y, groups, grid={"C": [0.1, 1.0], "tol": [1e-4]}), PathSearch)

@@ -149,3 +149,31 @@ def test_demo_entries_are_known_before_the_corpus_is_written(tmp_path):
     assert [(e.id, e.path, e.label, e.speaker, e.split) for e in planned] == [
         (e.id, e.path, e.label, e.speaker, e.split) for e in written
     ]
+
+
+def test_run_cost_counts_clips_columns_folds_and_fits(tmp_path):
+    from serflow.plan import run_cost
+
+    cfg = config(
+        datasets=[{"name": "demo", "adapter": "demo", "n_train": 40, "n_test": 8, "n_speakers": 4}],
+        models={
+            "lr": {"kind": "logreg", "grid": {"C": [0.1, 1.0, 10.0]}},
+            "pick": {"kind": "logreg", "grid": {"C": [0.1, 1.0]}, "feature_groups": [["mfcc"], ["prosody"]]},
+            "rf": {"kind": "random_forest"},
+        },
+        runs=[
+            {"feature_sets": ["prosody", "all"], "models": ["lr", "rf"]},
+            {"feature_sets": ["all"], "models": ["pick"]},
+        ],
+    )
+    plan = build_plan(cfg)
+    read_all_entries(plan, results=str(tmp_path))  # the demo's clips are known before it is written
+    ds = plan.datasets["demo"]
+    lr = run_cost(ds, "all", cfg["models"]["lr"])
+    assert (lr.clips, lr.columns, lr.folds, lr.fits_per_fold) == (40, 776, 4, 3 * 3 + 1)
+    assert lr.fits == 5 * 10 and lr.seconds == pytest.approx(50 * 40 * 776 * 1.2e-7)
+    assert run_cost(ds, "prosody", cfg["models"]["lr"]).columns == 2 * 9 + 2  # F0 and energy, voicing, tempo
+    assert run_cost(ds, "all", cfg["models"]["pick"]).fits_per_fold == 2 * 2 * 3 + 1
+    assert run_cost(ds, "all", cfg["models"]["rf"]).fits_per_fold == 1
+    ds.evaluation = {**ds.evaluation, "protocol": "group_kfold", "n_splits": 2}
+    assert run_cost(ds, "all", cfg["models"]["rf"]).folds == 2

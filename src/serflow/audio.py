@@ -31,6 +31,17 @@ class AudioInfo:
     sample_rate: int
     channels: int
     checksum: str
+    frames: int = 0  # samples per channel
+
+    def check_length(self, path, min_samples: int = 1, target_rate: int | None = None) -> None:
+        """Raise AudioError when shorter than ``min_samples`` samples at ``target_rate``."""
+        n = self.frames if target_rate is None else int(round(self.frames * target_rate / self.sample_rate))
+        if n < min_samples:
+            rate = self.sample_rate if target_rate is None else target_rate
+            raise AudioError(
+                path,
+                f"shorter than one analysis frame ({n} samples at {rate} Hz < {min_samples})",
+            )
 
 
 def checksum_bytes(data: bytes) -> str:
@@ -97,19 +108,15 @@ def probe_audio(path, min_samples: int = 1, target_rate: int | None = None) -> A
     """
     data = _read_bytes(path)
     y, sr = _decode(data, path)
-    n = y.shape[0] if target_rate is None else int(round(y.shape[0] * target_rate / sr))
-    if n < min_samples:
-        rate = sr if target_rate is None else target_rate
-        raise AudioError(
-            path,
-            f"shorter than one analysis frame ({n} samples at {rate} Hz < {min_samples})",
-        )
-    return AudioInfo(
+    info = AudioInfo(
         duration_s=y.shape[0] / sr,
         sample_rate=sr,
         channels=y.shape[1],
         checksum=checksum_bytes(data),
+        frames=y.shape[0],
     )
+    info.check_length(path, min_samples, target_rate)
+    return info
 
 
 def load_audio(path, sample_rate: int) -> np.ndarray:

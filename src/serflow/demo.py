@@ -36,11 +36,20 @@ import soundfile as sf
 DEMO_N_TRAIN = 120
 DEMO_N_TEST = 24
 
-__all__ = ["EMOTIONS", "demo_file_names", "generate_demo_corpus", "planned_clips", "synthesize_clip"]
+__all__ = [
+    "EMOTIONS",
+    "MORE_EMOTIONS",
+    "demo_file_names",
+    "generate_demo_corpus",
+    "planned_clips",
+    "synthesize_clip",
+]
 
 EMOTIONS = ("angry", "happy", "neutral", "sad")
+#: ``n_emotions`` > 4 adds these, in this order (RAVDESS's eight with EMOTIONS).
+MORE_EMOTIONS = ("calm", "fearful", "disgust", "surprised")
 
-MAX_SPEAKERS = 8
+MAX_SPEAKERS = 64
 MIN_SAMPLE_RATE = 8000
 MIN_DURATION = 0.2
 MAX_DURATION = 60.0
@@ -67,6 +76,15 @@ _SPEAKERS = (
     _Speaker(145.0, 1.02, -0.4, 1.00),
     _Speaker(185.0, 1.06, 0.2, 0.97),
     _Speaker(245.0, 1.10, -0.2, 1.03),
+) + tuple(
+    # Further voices, spread deterministically (golden-ratio steps) over the same ranges.
+    _Speaker(
+        95.0 + 160.0 * ((k * 0.618034) % 1.0),
+        0.94 + 0.17 * ((k * 0.381966) % 1.0),
+        -0.6 + 1.2 * ((k * 0.7548777) % 1.0),
+        0.95 + 0.10 * ((k * 0.5698403) % 1.0),
+    )
+    for k in range(8, 64)
 )
 
 
@@ -89,6 +107,10 @@ _EMOTION_PARAMS = {
     "happy": _Emotion(1.28, 7.0, 4.8, -21.5, -4.5, 0.007, 0.06, 0.020, 1.04, 1.00),
     "neutral": _Emotion(1.00, 3.0, 4.0, -25.0, -7.0, 0.006, 0.07, 0.025, 1.00, 1.05),
     "sad": _Emotion(0.92, 1.8, 3.1, -28.5, -10.0, 0.011, 0.14, 0.040, 0.97, 1.25),
+    "calm": _Emotion(0.96, 2.2, 3.5, -27.0, -9.0, 0.006, 0.10, 0.035, 0.99, 1.15),
+    "fearful": _Emotion(1.32, 4.0, 5.0, -24.0, -6.0, 0.020, 0.11, 0.015, 1.02, 1.10),
+    "disgust": _Emotion(0.95, 4.5, 3.3, -22.5, -5.0, 0.012, 0.08, 0.025, 0.96, 1.05),
+    "surprised": _Emotion(1.38, 8.5, 4.4, -20.5, -4.0, 0.009, 0.06, 0.015, 1.03, 1.00),
 }
 
 # Per-clip spread around the emotion means (the overlap sets the difficulty).
@@ -241,12 +263,12 @@ def synthesize_clip(
 ) -> np.ndarray:
     """One float32 mono clip in [-1, 1].
 
-    ``speaker`` is a 0-based index (``spk1`` is 0, at most 7); ``rng`` draws the
+    ``speaker`` is a 0-based index (``spk1`` is 0, at most 63); ``rng`` draws the
     duration (uniform in ``duration_range``) and every other random parameter.
     The clip is scaled to the emotion's RMS level, peak limited to 0.98.
     """
     if emotion not in _EMOTION_PARAMS:
-        raise ValueError(f"unknown emotion {emotion!r}: use one of {', '.join(EMOTIONS)}")
+        raise ValueError(f"unknown emotion {emotion!r}: use one of {', '.join(_EMOTION_PARAMS)}")
     speaker = _check_int("speaker", speaker, 0, MAX_SPEAKERS - 1)
     if not isinstance(rng, np.random.Generator):
         raise TypeError("rng must be a numpy.random.Generator")
@@ -350,11 +372,13 @@ def synthesize_clip(
     return out.astype(np.float32)
 
 
-def _clip_plan(n: int, n_speakers: int, seed: int, split: str) -> tuple[np.ndarray, np.ndarray]:
+def _clip_plan(
+    n: int, n_speakers: int, seed: int, split: str, n_emotions: int = len(EMOTIONS)
+) -> tuple[np.ndarray, np.ndarray]:
     """(speaker index, emotion index) per clip: balanced over both, in seeded random order."""
     idx = np.arange(n)
     speakers = idx % n_speakers
-    emotions = (idx // n_speakers + speakers) % len(EMOTIONS)
+    emotions = (idx // n_speakers + speakers) % n_emotions
     ss = np.random.SeedSequence(seed, spawn_key=(_LAYOUT_KEY + _SPLITS[split],))
     order = np.random.default_rng(ss).permutation(n)
     return speakers[order], emotions[order]
@@ -369,23 +393,31 @@ def _write_wav(path: Path, y: np.ndarray, sample_rate: int) -> None:
     sf.write(path, pcm, sample_rate, subtype="PCM_16", format="WAV")
 
 
+def _emotions(n_emotions: int) -> tuple[str, ...]:
+    n = _check_int("n_emotions", n_emotions, 2, len(EMOTIONS) + len(MORE_EMOTIONS))
+    return (EMOTIONS + MORE_EMOTIONS)[:n]
+
+
 def planned_clips(
     n_train: int = DEMO_N_TRAIN,
     n_test: int = DEMO_N_TEST,
     n_speakers: int = 4,
     seed: int = 0,
     duration_range=(1.0, 3.0),
+    n_emotions: int = len(EMOTIONS),
+    sample_rate: int = 16000,
 ) -> list[tuple[str, str, str | None, str, str]]:
     """(id, relative path, label or None, speaker, split) of every clip ``generate_demo_corpus``
     writes with these arguments, without writing anything."""
     n_speakers = _check_int("n_speakers", n_speakers, 1, MAX_SPEAKERS)
+    emotions_used = _emotions(n_emotions)
     seed = _check_int("seed", seed, 0)
     out = []
     for split, n in (("train", _check_int("n_train", n_train, 1)), ("test", _check_int("n_test", n_test, 0))):
-        speakers, emotions = _clip_plan(n, n_speakers, seed, split)
+        speakers, emotions = _clip_plan(n, n_speakers, seed, split, len(emotions_used))
         for i in range(n):
             stem = _stem(split, i, n)
-            label = EMOTIONS[emotions[i]] if split == "train" else None
+            label = emotions_used[emotions[i]] if split == "train" else None
             out.append((stem, f"wav/{stem}.wav", label, f"spk{speakers[i] + 1}", split))
     return out
 
@@ -405,12 +437,14 @@ def generate_demo_corpus(
     sample_rate: int = 16000,
     duration_range=(1.0, 3.0),
     seed: int = 0,
+    n_emotions: int = len(EMOTIONS),
 ) -> Path:
     """Write the corpus under out_dir and return out_dir.
 
     Clips are written one at a time (memory stays flat for large ``n``); the
     CSVs are written last. Test clips come from the same speakers and the same
-    balanced emotion layout as training clips, with labels withheld.
+    balanced emotion layout as training clips, with labels withheld. ``n_emotions``
+    (2-8) takes the first of ``EMOTIONS + MORE_EMOTIONS``; ``n_speakers`` up to 64.
     """
     n_train = _check_int("n_train", n_train, 1)
     n_test = _check_int("n_test", n_test, 0)
@@ -418,6 +452,7 @@ def generate_demo_corpus(
     sample_rate = _check_int("sample_rate", sample_rate, MIN_SAMPLE_RATE)
     duration_range = _check_duration_range(duration_range)
     seed = _check_int("seed", seed, 0)
+    emotions_used = _emotions(n_emotions)
 
     out_dir = Path(out_dir)
     wav_dir = out_dir / "wav"
@@ -425,11 +460,11 @@ def generate_demo_corpus(
 
     tables = {}
     for split, n in (("train", n_train), ("test", n_test)):
-        speakers, emotions = _clip_plan(n, n_speakers, seed, split)
+        speakers, emotions = _clip_plan(n, n_speakers, seed, split, len(emotions_used))
         rows = []
         for i in range(n):
             stem = _stem(split, i, n)
-            emotion = EMOTIONS[emotions[i]]
+            emotion = emotions_used[emotions[i]]
             y = synthesize_clip(
                 emotion,
                 int(speakers[i]),
@@ -441,7 +476,7 @@ def generate_demo_corpus(
             rows.append((stem, f"wav/{stem}.wav", emotion, f"spk{speakers[i] + 1}"))
         tables[split] = rows
 
-    placeholder = sorted(EMOTIONS)[0]
+    placeholder = sorted(emotions_used)[0]
     _write_csv(out_dir / "train.csv", ["id", "path", "label", "speaker"], [list(r) for r in tables["train"]])
     _write_csv(out_dir / "test.csv", ["id", "path", "speaker"], [[r[0], r[1], r[3]] for r in tables["test"]])
     _write_csv(

@@ -119,29 +119,57 @@ def _check_label(e: Entry, label_map: dict) -> Entry:
     return e
 
 
+def listing_digest(entries) -> str:
+    """SHA-256 of every listed clip's id, path, size and modification time (and its label).
+
+    Changes exactly when the manifest could change: a file added, removed, rewritten or
+    relabelled. Costs one ``stat`` per file, far less than tracking each file as a job input.
+    """
+    h = hashlib.sha256()
+    for e in entries:
+        try:
+            st = os.stat(e.path)
+            state = f"{st.st_size}:{st.st_mtime_ns}"
+        except OSError:
+            state = "missing"
+        h.update(f"{e.id}\t{e.path}\t{state}\t{e.label}\t{e.speaker}\t{e.split}\t{e.error}\n".encode())
+    return h.hexdigest()
+
+
 def source_files(entries) -> list[str]:
     """Audio files the entries name that exist (inputs whose change reruns the manifest)."""
     return [e.path for e in entries if e.error is None and os.path.isfile(e.path)]
 
 
-def build_manifest(entries, min_samples: int, sample_rate: int, on_bad_file: str = "reject"):
+def build_manifest(
+    entries, min_samples: int, sample_rate: int, on_bad_file: str = "reject", probes=None, threads: int = 1
+):
     """Probe every entry's audio; return (manifest DataFrame, rejected DataFrame).
 
-    With ``on_bad_file='fail'`` the first unusable file raises AudioError or
-    ManifestError instead of being rejected.
+    With ``on_bad_file='fail'`` the first unusable file raises ManifestError instead of
+    being rejected. ``probes`` (a ``serflow.probes.ProbeCache``) reuses earlier probes of
+    unchanged files; new ones are decoded in ``threads`` threads.
     """
     import pandas as pd
 
-    from serflow.audio import AudioError, probe_audio
+    from serflow.audio import AudioError
+    from serflow.probes import ProbeCache
 
+    probes = probes if probes is not None else ProbeCache()
+    todo = [e for e in entries if e.error is None]
+    found = dict(zip((e.path for e in todo), probes.probe_many([e.path for e in todo], threads)))
     rows, rejected = [], []
     for e in entries:
         reason = e.error
         if reason is None:
-            try:
-                info = probe_audio(e.path, min_samples=min_samples, target_rate=sample_rate)
-            except AudioError as err:
-                reason = err.reason
+            info = found[e.path]
+            if isinstance(info, str):
+                reason = info
+            else:
+                try:
+                    info.check_length(e.path, min_samples, sample_rate)
+                except AudioError as err:
+                    reason = err.reason
         if reason is not None:
             if on_bad_file == "fail":
                 raise ManifestError(f"{e.path}: {reason}")

@@ -7,6 +7,8 @@ by speaker.
 
 from __future__ import annotations
 
+import itertools
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -42,7 +44,9 @@ class ModelKind:
     the estimator's own ``class_weight``; ``"sample"``: balanced through sample weights;
     None: not supported) and ``prefix`` (where a search addresses its parameters inside
     the pipeline). Importances are read from the fitted estimator (``feature_importances_``
-    or ``coef_``); ``importance`` says what they mean.
+    or ``coef_``); ``importance`` says what they mean. ``row_space(params)`` says whether
+    the fitted model depends on the training rows only through their span (L2-penalised
+    linear models): then ``RowSpace`` may shrink the features to at most one per clip.
     """
 
     name: str
@@ -51,6 +55,10 @@ class ModelKind:
     class_weight: str | None = None
     prefix: str = "model__"
     importance: str | None = None
+    row_space: Callable[[dict], bool] = lambda params: False
+    #: A parameter a search may walk in increasing order, each fit starting from the
+    #: previous solution (the estimator's ``warm_start``): a regularisation path.
+    path: str | None = None
 
 
 def _calibrated_svc(params, threads):
@@ -84,6 +92,7 @@ for _kind in (
         class_weight="param",
         prefix="model__estimator__",
         importance="mean |coefficient|",
+        row_space=lambda p: p.get("kernel", "rbf") == "linear",
     ),
     ModelKind(
         "random_forest",
@@ -92,7 +101,15 @@ for _kind in (
         class_weight="param",
         importance="mean decrease in impurity",
     ),
-    ModelKind("logreg", _logreg, seeded=True, class_weight="param", importance="mean |coefficient|"),
+    ModelKind(
+        "logreg",
+        _logreg,
+        seeded=True,
+        class_weight="param",
+        importance="mean |coefficient|",
+        row_space=lambda p: p.get("penalty", "l2") == "l2" and not p.get("l1_ratio"),
+        path="C",
+    ),
     ModelKind("xgboost", _xgboost, seeded=True, class_weight="sample", importance="gain"),
     ModelKind("mlp", lambda p, t: MLPClassifier(**p), seeded=True, class_weight="sample"),
     ModelKind("majority", lambda p, t: DummyClassifier(strategy="most_frequent", **p)),
@@ -144,6 +161,31 @@ class GroupSelector(TransformerMixin, BaseEstimator):
         return np.asarray(x)[:, self.index_]
 
 
+class RowSpace(TransformerMixin, BaseEstimator):
+    """Coordinates of rows in the span of the training rows (an orthonormal basis from one SVD).
+
+    For a model whose solution lies in that span (L2-penalised linear models: logistic
+    regression, linear SVM), fitting on these at most n_train columns gives the same
+    decision function as on all p columns, for every C: with p >> n each fit is cheaper.
+    Nothing changes when n_train >= p.
+    """
+
+    def fit(self, x, y=None):
+        x = np.asarray(x, dtype=np.float64)
+        if x.shape[0] >= x.shape[1]:
+            self.basis_ = None
+            return self
+        _, s, vt = np.linalg.svd(x, full_matrices=False)
+        keep = s > (s[0] if s.size else 0.0) * 1e-10
+        keep[0] = True
+        self.basis_ = np.ascontiguousarray(vt[keep].T)
+        return self
+
+    def transform(self, x):
+        x = np.asarray(x, dtype=np.float64)
+        return x if self.basis_ is None else x @ self.basis_
+
+
 def make_pipeline(
     kind: str,
     params: dict | None = None,
@@ -151,15 +193,18 @@ def make_pipeline(
     random_state: int = 0,
     column_groups=None,
     scale: bool = True,
+    row_space: bool = False,
 ) -> Pipeline:
     """StandardScaler then the estimator: fitted together, so test folds never reach the scaler.
 
     With ``column_groups`` (the group of each column) a ``GroupSelector`` step named
     ``groups`` comes first. ``scale=False`` leaves the features as they are (a recipe that
-    fed its model raw features).
+    fed its model raw features). ``row_space`` adds a ``RowSpace`` step after the scaler.
     """
     scaler = StandardScaler() if scale else "passthrough"
     steps = [("scale", scaler), ("model", make_estimator(kind, params, threads, random_state))]
+    if row_space:
+        steps.insert(1, ("project", RowSpace()))
     if column_groups is not None:
         steps.insert(0, ("groups", GroupSelector(list(column_groups))))
     return Pipeline(steps)
@@ -220,27 +265,87 @@ def fit_model(
             fit_params["model__sample_weight"] = compute_sample_weight(class_weight, y)
         else:
             raise ValueError(f"model {kind!r} takes no class_weight")
+    spec = model_kind(kind)
+    candidates = [{**params, **dict(zip(grid, values))} for values in itertools.product(*grid.values())]
+    row_space = all(spec.row_space(c) for c in candidates or [params])
     pipeline = make_pipeline(
-        kind, params, threads, random_state, column_groups if feature_groups else None, scale
+        kind, params, threads, random_state, column_groups if feature_groups else None, scale, row_space
     )
     choices = [tuple(g) for g in feature_groups or []]
     if len(choices) == 1:
         pipeline.set_params(groups__groups=choices[0])
     if not grid and len(choices) < 2:
         return pipeline.fit(x, y, **fit_params)
-    prefix = param_prefix(kind)
-    space = {prefix + k: [_tuples({k: v})[k] for v in values] for k, values in grid.items()}
+    cv = inner_folds(y, groups, inner_splits, random_state)
+    if spec.path is not None and list(grid) == [spec.path] and len(choices) < 2 and not fit_params:
+        return PathSearch(pipeline, spec.prefix + spec.path, grid[spec.path], cv).fit(x, y)
+    space = {spec.prefix + k: [_tuples({k: v})[k] for v in values] for k, values in grid.items()}
     if len(choices) > 1:
         space["groups__groups"] = choices
-    search = GridSearchCV(
-        pipeline,
-        space,
-        scoring="balanced_accuracy",
-        cv=inner_folds(y, groups, inner_splits, random_state),
-        n_jobs=1,
-        error_score="raise",
-    )
-    return search.fit(x, y, **fit_params)
+    with tempfile.TemporaryDirectory(prefix="serflow-search-") as cache:
+        # The scaler (and projection) of each inner training set is fitted once, then
+        # reused by every grid point (scikit-learn's Pipeline memory).
+        pipeline.set_params(memory=cache)
+        search = GridSearchCV(
+            pipeline,
+            space,
+            scoring="balanced_accuracy",
+            cv=cv,
+            n_jobs=1,
+            error_score="raise",
+        )
+        search.fit(x, y, **fit_params)
+    search.best_estimator_.set_params(memory=None)
+    search.estimator.set_params(memory=None)
+    return search
+
+
+class PathSearch:
+    """A grid search over one parameter of a pipeline's last step, along a warm-started path.
+
+    In each inner fold the steps before the estimator (selector, scaler, projection) are
+    fitted once; the estimator then fits every value in increasing order, each fit
+    starting from the previous solution. The value with the best mean UAR over the inner
+    folds (the first of the grid's order on ties, as ``GridSearchCV``) is refitted from
+    scratch on all of (x, y). Exposes ``best_params_``, ``best_estimator_``,
+    ``cv_results_`` and ``predict_proba`` like ``GridSearchCV``.
+    """
+
+    def __init__(self, pipeline: Pipeline, param: str, values, cv):
+        self.pipeline, self.param, self.values, self.cv = pipeline, param, list(values), cv
+
+    def fit(self, x, y):
+        from sklearn.base import clone
+        from sklearn.metrics import balanced_accuracy_score
+
+        x, y = np.asarray(x), np.asarray(y)
+        name = self.param.split("__")[-1]
+        order = sorted(range(len(self.values)), key=lambda i: self.values[i])
+        scores = np.zeros((len(self.cv), len(self.values)))
+        for f, (train, test) in enumerate(self.cv):
+            head = clone(self.pipeline[:-1]).fit(x[train], y[train])
+            xt, xv = head.transform(x[train]), head.transform(x[test])
+            est = clone(self.pipeline[-1]).set_params(warm_start=True)
+            for i in order:
+                est.set_params(**{name: self.values[i]}).fit(xt, y[train])
+                scores[f, i] = balanced_accuracy_score(y[test], est.predict(xv))
+        mean = scores.mean(axis=0)
+        best = int(np.flatnonzero(mean == mean.max())[0])
+        self.best_params_ = {self.param: self.values[best]}
+        self.best_estimator_ = clone(self.pipeline).set_params(**self.best_params_).fit(x, y)
+        self.cv_results_ = {
+            "params": [{self.param: v} for v in self.values],
+            "mean_test_score": mean,
+            f"param_{self.param}": list(self.values),
+        }
+        self.classes_ = self.best_estimator_.classes_
+        return self
+
+    def predict_proba(self, x):
+        return self.best_estimator_.predict_proba(x)
+
+    def predict(self, x):
+        return self.best_estimator_.predict(x)
 
 
 def chosen_params(model, kind: str) -> dict:
@@ -272,9 +377,13 @@ def feature_importance(model, kind: str, feature_names) -> tuple[str, np.ndarray
     values = getattr(est, "feature_importances_", None)
     if values is None:
         try:
-            values = np.abs(np.atleast_2d(est.coef_)).mean(axis=0)
+            coef = np.atleast_2d(est.coef_)
         except (AttributeError, ValueError):  # SVC.coef_ exists only for the linear kernel
             return None
+        basis = getattr(steps.get("project"), "basis_", None)
+        if basis is not None:  # back from the row-space coordinates to the columns
+            coef = coef @ basis.T
+        values = np.abs(coef).mean(axis=0)
     if meaning is None:
         return None
     values = np.asarray(values, dtype=float)

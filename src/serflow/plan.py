@@ -155,3 +155,50 @@ def read_all_entries(plan: Plan, results: str = "results") -> None:
             ds.entries = read_entries(ds.config, results)
         except ManifestError as err:
             raise PlanError(f"dataset {ds.name!r}: {err}") from None
+
+
+#: Seconds of one model fit per (clip x feature), measured: logistic regression on EmoDB,
+#: 535 clips x 3 213 features, about 0.2 s a fit on one core before the row-space search.
+SECONDS_PER_CELL = 1.2e-7
+
+
+@dataclass(frozen=True)
+class RunCost:
+    """What one run's training costs, estimated before any job from the plan."""
+
+    clips: int
+    columns: int
+    folds: int
+    fits_per_fold: int
+
+    @property
+    def fits(self) -> int:
+        return (self.folds + 1) * self.fits_per_fold  # the outer folds, then the final refit
+
+    @property
+    def seconds(self) -> float:
+        """One-core seconds of the whole run (generous)."""
+        return self.fits * self.clips * self.columns * SECONDS_PER_CELL
+
+
+def run_cost(ds: DatasetPlan, feature_set: str, model: dict) -> RunCost:
+    """Clips x columns x outer folds x fits per fold (grid points x inner folds + the refit)."""
+    from serflow.features import select_columns
+
+    labelled = [e for e in ds.entries or [] if e.error is None and e.label is not None]
+    groups = ds.tables[feature_set]
+    columns = sum(
+        len(select_columns(ds.features[name].column_groups(), groups))
+        for name in ds.table_extractors(feature_set)
+    )
+    ev = ds.evaluation
+    speakers = {e.speaker for e in labelled}
+    known = labelled and None not in speakers
+    protocol = ev["protocol"] if ev["protocol"] != "auto" else ("loso" if known else "stratified_kfold")
+    folds = {"loso": len(speakers), "random_split": 1, "dataset_split": 1}.get(protocol, ev["n_splits"])
+    grid = 1
+    for values in (model.get("grid") or {}).values():
+        grid *= len(values)
+    grid *= max(1, len(model.get("feature_groups") or []))
+    fits = 1 if grid == 1 and not model.get("grid") else grid * ev["inner_splits"] + 1
+    return RunCost(len(labelled), columns, max(1, folds), fits)

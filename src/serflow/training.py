@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import json
 import warnings
+from dataclasses import dataclass
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from serflow.evaluation import (
     EVALUATION_DEFAULTS,
     SPEAKER_DEPENDENT,
-    cross_val_predict_proba,
     make_folds,
     resolve_protocol,
     score,
@@ -86,15 +87,25 @@ def _strata(table):
     return s.astype(object).where(s.notna(), None).to_numpy()
 
 
-def evaluate_run(table, columns, model: dict, evaluation: dict | None = None, threads: int = 1):
-    """Out-of-fold predictions (DataFrame) and metrics (dict) of ``model`` on the labelled clips.
+@dataclass
+class RunData:
+    """A run's labelled clips, their coding and outer folds: what every fold job shares."""
 
-    ``model``: {"kind", "params", "grid", "class_weight"}; ``evaluation``: see
-    ``EVALUATION_DEFAULTS``. Scaling, class weights and the grid search are fitted
-    inside each training fold.
-    """
-    import pandas as pd
+    labelled: object  # DataFrame of the labelled clips
+    x: np.ndarray
+    y: np.ndarray
+    labels: list[str]
+    groups: np.ndarray | None
+    protocol: str
+    folds: list
+    norm: str
+    evaluation: dict
+    model: dict
+    column_groups: list[str] | None
 
+
+def prepare_run(table, columns, model: dict, evaluation: dict | None = None) -> RunData:
+    """The labelled clips, label coding, protocol and outer folds of one run."""
     ev = {**EVALUATION_DEFAULTS, **(evaluation or {})}
     x_all, norm = feature_matrix(table, columns, model.get("speaker_norm", False))
     has_label = table["label"].notna().to_numpy()
@@ -103,7 +114,6 @@ def evaluate_run(table, columns, model: dict, evaluation: dict | None = None, th
     if len(labels) < 2:
         raise ValueError(f"need at least two labels to train, found {labels}")
     y = labelled["label"].astype(str).map({lab: i for i, lab in enumerate(labels)}).to_numpy()
-    x = x_all[has_label]
     groups = _speakers(labelled)
     protocol = resolve_protocol(ev["protocol"], groups)
     folds = make_folds(
@@ -117,32 +127,76 @@ def evaluate_run(table, columns, model: dict, evaluation: dict | None = None, th
         splits=labelled["split"].astype(str).to_numpy(),
         strata=_strata(labelled),
     )
-    kw = _model_kwargs(model)
+    return RunData(
+        labelled, x_all[has_label], y, labels, groups, protocol, folds, norm, ev, model,
+        _column_groups(table, columns),
+    )  # fmt: skip
 
-    def fit(xs, ys, gs):
-        return fit_model(
-            model["kind"],
-            xs,
-            ys,
-            gs,
+
+def _fit_fold(run: RunData, k: int, threads: int):
+    """(class probabilities of fold ``k``'s test clips, the parameters its search chose)."""
+    train, test = run.folds[k]
+    present, local = np.unique(run.y[train], return_inverse=True)
+    # One BLAS thread per fold wherever the fold runs, so that parallel and sequential
+    # runs compute the same numbers, bit for bit.
+    with threadpool_limits(limits=threads):
+        fitted = fit_model(
+            run.model["kind"],
+            run.x[train],
+            local,
+            None if run.groups is None else run.groups[train],
             threads=threads,
-            random_state=ev["random_state"],
-            inner_splits=ev["inner_splits"],
-            column_groups=_column_groups(table, columns),
-            **kw,
+            random_state=run.evaluation["random_state"],
+            inner_splits=run.evaluation["inner_splits"],
+            column_groups=run.column_groups,
+            **_model_kwargs(run.model),
         )
+        proba = np.zeros((len(test), len(run.labels)))
+        proba[:, present] = fitted.predict_proba(run.x[test])
+    return proba, chosen_params(fitted, run.model["kind"])
 
-    progress = Progress(len(folds), f"{model['kind']} folds", every_s=0.0)
 
-    def fit_and_log(xs, ys, gs):
-        fitted = fit(xs, ys, gs)
-        progress.step()
-        return fitted
+def fit_folds(run: RunData, which=None, workers: int = 1, model_threads: int = 1) -> dict:
+    """Fold number -> (test probabilities, chosen parameters) for the folds ``which`` (all).
 
-    proba, fold_of, fitted = cross_val_predict_proba(fit_and_log, x, y, folds, len(labels), groups)
+    With ``workers`` > 1 the folds run in that many processes (joblib/loky), each with
+    ``model_threads`` library threads; results equal a sequential run's.
+    """
+    from joblib import Parallel, delayed, parallel_config
+
+    which = list(range(len(run.folds)) if which is None else which)
+    progress = Progress(len(which), f"{run.model['kind']} folds", every_s=0.0)
+    workers = max(1, min(workers, len(which)))
+    out = {}
+    if workers == 1:
+        for k in which:
+            out[k] = _fit_fold(run, k, model_threads)
+            progress.step()
+        return out
+    with parallel_config(backend="loky", inner_max_num_threads=model_threads):
+        results = Parallel(n_jobs=workers, return_as="generator")(
+            delayed(_fit_fold)(run, k, model_threads) for k in which
+        )
+        for k, result in zip(which, results):
+            out[k] = result
+            progress.step()
+    return out
+
+
+def summarize_run(run: RunData, results: dict, n_features: int):
+    """Out-of-fold predictions (DataFrame) and metrics (dict) from every fold's results."""
+    import pandas as pd
+
+    if sorted(results) != list(range(len(run.folds))):
+        raise ValueError(f"results of folds {sorted(results)}, expected 0..{len(run.folds) - 1}")
+    labelled, y, labels, groups, ev = run.labelled, run.y, run.labels, run.groups, run.evaluation
+    proba = np.zeros((len(y), len(labels)))
+    fold_of = np.full(len(y), -1)
+    for k, (_, test) in enumerate(run.folds):
+        proba[test] = results[k][0]
+        fold_of[test] = k
     tested = fold_of >= 0
     pred = proba.argmax(axis=1)
-
     predictions = pd.DataFrame(
         {
             "id": labelled["id"].astype(str),
@@ -155,15 +209,15 @@ def evaluate_run(table, columns, model: dict, evaluation: dict | None = None, th
     for i, lab in enumerate(labels):
         predictions[f"proba_{lab}"] = proba[:, i]
     predictions = predictions[tested].reset_index(drop=True)
-
+    kw = _model_kwargs(run.model)
     metrics = {
-        "protocol": protocol,
-        "speaker_independent": protocol not in SPEAKER_DEPENDENT,
-        "n_folds": len(folds),
+        "protocol": run.protocol,
+        "speaker_independent": run.protocol not in SPEAKER_DEPENDENT,
+        "n_folds": len(run.folds),
         "n_clips": int(tested.sum()),
-        "n_features": len(columns),
+        "n_features": n_features,
         "n_speakers": None if groups is None else len(set(groups)),
-        "speaker_norm": norm,
+        "speaker_norm": run.norm,
         **score(y[tested], pred[tested], labels, n_boot=ev["n_bootstrap"], seed=ev["random_state"]),
         "per_speaker": _per_speaker(y[tested], pred[tested], None if groups is None else groups[tested]),
         "folds": [
@@ -172,14 +226,32 @@ def evaluate_run(table, columns, model: dict, evaluation: dict | None = None, th
                 "n_train": len(train),
                 "n_test": len(test),
                 "test_speakers": None if groups is None else sorted(set(groups[test])),
-                "params": chosen_params(m, model["kind"]),
+                "params": results[k][1],
             }
-            for k, ((train, test), m) in enumerate(zip(folds, fitted))
+            for k, (train, test) in enumerate(run.folds)
         ],
-        "model": {"kind": model["kind"], **kw, "speaker_norm": bool(model.get("speaker_norm", False))},
+        "model": {
+            "kind": run.model["kind"],
+            **kw,
+            "speaker_norm": bool(run.model.get("speaker_norm", False)),
+        },
         "evaluation": ev,
     }
     return predictions, metrics
+
+
+def evaluate_run(
+    table, columns, model: dict, evaluation: dict | None = None, threads: int = 1, workers: int = 1
+):
+    """Out-of-fold predictions (DataFrame) and metrics (dict) of ``model`` on the labelled clips.
+
+    ``model``: {"kind", "params", "grid", "class_weight", ...}; ``evaluation``: see
+    ``EVALUATION_DEFAULTS``. Scaling, class weights and the grid search are fitted
+    inside each training fold. ``workers`` processes fit the outer folds side by side,
+    each with ``threads`` library threads; the results do not depend on ``workers``.
+    """
+    run = prepare_run(table, columns, model, evaluation)
+    return summarize_run(run, fit_folds(run, workers=workers, model_threads=threads), len(columns))
 
 
 def _per_speaker(y, pred, groups) -> dict:
@@ -213,17 +285,18 @@ def fit_final(table, columns, model: dict, evaluation: dict | None = None, threa
     train = table[is_train]
     labels = sorted(train["label"].astype(str).unique())
     y = train["label"].astype(str).map({lab: i for i, lab in enumerate(labels)}).to_numpy()
-    fitted = fit_model(
-        model["kind"],
-        x_all[is_train],
-        y,
-        _speakers(train),
-        threads=threads,
-        random_state=ev["random_state"],
-        inner_splits=ev["inner_splits"],
-        column_groups=_column_groups(table, columns),
-        **_model_kwargs(model),
-    )
+    with threadpool_limits(limits=threads):  # the same numbers whatever the job's thread count
+        fitted = fit_model(
+            model["kind"],
+            x_all[is_train],
+            y,
+            _speakers(train),
+            threads=threads,
+            random_state=ev["random_state"],
+            inner_splits=ev["inner_splits"],
+            column_groups=_column_groups(table, columns),
+            **_model_kwargs(model),
+        )
     bundle = {
         "model": fitted,
         "labels": labels,

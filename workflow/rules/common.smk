@@ -1,6 +1,6 @@
+import functools
 import math
 import os
-import re
 import sys
 
 from snakemake.utils import min_version, validate
@@ -16,8 +16,8 @@ os.environ.update(
 )
 
 from serflow.features import FeatureSpec
-from serflow.manifest import source_files
-from serflow.plan import build_plan, read_all_entries
+from serflow.manifest import listing_digest
+from serflow.plan import build_plan, read_all_entries, run_cost
 from serflow.submission import sample_submission_path
 
 min_version("9.0")
@@ -38,6 +38,7 @@ wildcard_constraints:
     feature_set="[A-Za-z0-9_-]+",
     model="[A-Za-z0-9_]+",
     shard=r"\d{3}",
+    block=r"\d{2}",
 
 
 def dataset_config(wildcards):
@@ -56,22 +57,24 @@ def extractor(wildcards):
     return DATASETS[wildcards.dataset].features[wildcards.extractor]
 
 
-def trackable(path):
-    """Whether Snakemake can take ``path`` as an input file.
-
-    Braces read as wildcards and <name> as a path variable, so such files are read
-    by the manifest job but not tracked: changing only them does not rerun it.
-    """
-    return not (set("{}") & set(path) or re.search(r"<[a-z][a-z0-9_]*>", path))
-
-
 def manifest_inputs(wildcards):
     ds = DATASETS[wildcards.dataset]
     if ds.generated:
         return [f"results/{ds.name}/corpus"]
-    return ds.adapter.tables(ds.config) + [
-        p for p in source_files(ds.entries) if trackable(p)
-    ]
+    return ds.adapter.tables(ds.config)
+
+
+def corpus_listing(wildcards):
+    """The audio files' state as one digest: a changed, added or removed clip reruns the
+    manifest through this parameter, without Snakemake tracking every file as an input.
+    """
+    return _listing(wildcards.dataset)
+
+
+@functools.cache
+def _listing(name):
+    ds = DATASETS[name]
+    return "generated" if ds.generated else listing_digest(ds.entries)
 
 
 def has_test_clips(name):
@@ -95,6 +98,36 @@ def model_config(wildcards):
 
 def model_threads(wildcards):
     return PLAN.models[wildcards.model].get("threads", 1)
+
+
+def train_cost(wildcards):
+    ds = DATASETS[wildcards.dataset]
+    return run_cost(ds, wildcards.feature_set, PLAN.models[wildcards.model])
+
+
+def fold_workers(wildcards):
+    """Processes for a run's outer folds: one for runs of a few seconds (start-up would dominate)."""
+    cost = train_cost(wildcards)
+    blocks = max(1, config["training"]["fold_jobs"])
+    if cost.folds < 2 or cost.seconds < config["training"]["parallel_min_seconds"]:
+        return 1
+    return min(config["training"]["fold_workers"], math.ceil(cost.folds / blocks))
+
+
+def train_threads(wildcards):
+    return model_threads(wildcards) * fold_workers(wildcards)
+
+
+def fold_blocks(wildcards):
+    """A run's fold jobs (training.fold_jobs > 1), gathered by its train job."""
+    n = config["training"]["fold_jobs"]
+    if n <= 1:
+        return []
+    return expand(
+        "results/{dataset}/runs/{feature_set}-{model}/folds/{block}.joblib",
+        **wildcards,
+        block=[f"{b:02d}" for b in range(n)],
+    )
 
 
 def evaluation_config(wildcards):
@@ -219,7 +252,9 @@ def shard_size(input):
 
 
 def manifest_runtime(wildcards):
-    return 10 + math.ceil(n_listed(wildcards) * 0.05 / 60)
+    return 10 + math.ceil(
+        n_listed(wildcards) * 0.05 / 60
+    )  # every file probed, one thread
 
 
 def extract_runtime(wildcards, input):
@@ -240,11 +275,17 @@ def table_mem_mb(wildcards, input):
 
 
 def train_mem_mb(wildcards, input):
-    return 1000 + math.ceil(20 * input.size_mb)
+    """The table as read (20 x its Parquet size), plus four float64 copies of the run's
+    matrix (scaled, projected, fold subsets) in each fold process."""
+    cost = train_cost(wildcards)
+    matrix_mb = cost.clips * cost.columns * 8 / 2**20
+    return 1000 + math.ceil(20 * input.size_mb + 4 * matrix_mb * fold_workers(wildcards))
 
 
 def train_runtime(wildcards, input):
-    return 15 + math.ceil(5 * input.size_mb)
+    """Minutes: the run's estimated cost (five times the measured rate), over its processes."""
+    cost = train_cost(wildcards).seconds * 5 / max(1, config["training"]["fold_jobs"])
+    return 15 + math.ceil(cost / 60 / fold_workers(wildcards))
 
 
 def all_outputs():

@@ -29,11 +29,16 @@ checkpoint manifest:
         "benchmarks/{dataset}/manifest.tsv"
     conda:
         "../envs/serflow.yaml"
+    threads: 8
     resources:
         mem_mb=1000,
         runtime=manifest_runtime,
     params:
         dataset=dataset_config,
+        probes=lambda wc: os.path.join(
+            config["cache_dir"], "probes", f"{wc.dataset}.parquet"
+        ),
+        listing=corpus_listing,
         min_samples=lambda wc: DATASETS[wc.dataset].features.min_samples,
         sample_rate=lambda wc: DATASETS[wc.dataset].features.sample_rate,
         on_bad_file=on_bad_file,

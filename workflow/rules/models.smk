@@ -1,6 +1,32 @@
-rule train:
+rule train_folds:
     input:
         "results/{dataset}/features/{feature_set}.parquet",
+    output:
+        "results/{dataset}/runs/{feature_set}-{model}/folds/{block}.joblib",
+    log:
+        "logs/{dataset}/train_folds/{feature_set}-{model}/{block}.log",
+    benchmark:
+        "benchmarks/{dataset}/train_folds/{feature_set}-{model}/{block}.tsv"
+    conda:
+        "../envs/serflow.yaml"
+    threads: train_threads
+    resources:
+        mem_mb=train_mem_mb,
+        runtime=train_runtime,
+    params:
+        model=model_config,
+        evaluation=evaluation_config,
+        block=lambda wc: int(wc.block),
+        n_blocks=config["training"]["fold_jobs"],
+        model_threads=model_threads,
+    script:
+        "../scripts/train_folds.py"
+
+
+rule train:
+    input:
+        table="results/{dataset}/features/{feature_set}.parquet",
+        folds=fold_blocks,
     output:
         predictions="results/{dataset}/runs/{feature_set}-{model}/predictions.parquet",
         metrics=report(
@@ -19,13 +45,14 @@ rule train:
         "benchmarks/{dataset}/train/{feature_set}-{model}.tsv"
     conda:
         "../envs/serflow.yaml"
-    threads: model_threads
+    threads: train_threads
     resources:
         mem_mb=train_mem_mb,
         runtime=train_runtime,
     params:
         model=model_config,
         evaluation=evaluation_config,
+        model_threads=model_threads,
     script:
         "../scripts/train.py"
 

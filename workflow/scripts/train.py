@@ -5,14 +5,33 @@ log = start_job(snakemake.log[0], snakemake.threads)
 import joblib
 
 from serflow.tables import read_metadata
-from serflow.training import dumps_metrics, evaluate_run, fit_final, importance_table, load_table
+from serflow.training import (
+    dumps_metrics,
+    fit_final,
+    fit_folds,
+    importance_table,
+    load_table,
+    prepare_run,
+    summarize_run,
+)
 
 wc = snakemake.wildcards
-table, columns = load_table(snakemake.input[0])
+table, columns = load_table(snakemake.input.table)
 model, evaluation = snakemake.params.model, snakemake.params.evaluation
+model_threads = snakemake.params.model_threads
 log.info("%s-%s: %d clips x %d features, %s", wc.feature_set, wc.model, len(table), len(columns), model)
 
-predictions, metrics = evaluate_run(table, columns, model, evaluation, threads=snakemake.threads)
+run = prepare_run(table, columns, model, evaluation)
+if snakemake.input.folds:  # fitted by the run's fold jobs
+    results = {}
+    for path in snakemake.input.folds:
+        results.update(joblib.load(path))
+    log.info("gathered %d folds from %d fold jobs", len(results), len(snakemake.input.folds))
+else:
+    workers = max(1, snakemake.threads // model_threads)
+    log.info("%d outer folds in %d process(es)", len(run.folds), min(workers, len(run.folds)))
+    results = fit_folds(run, workers=workers, model_threads=model_threads)
+predictions, metrics = summarize_run(run, results, len(columns))
 metrics = {
     "dataset": wc.dataset,
     "feature_set": wc.feature_set,
@@ -30,8 +49,12 @@ log.info(
     metrics["accuracy"],
 )
 
-info = {"dataset": wc.dataset, "feature_set": wc.feature_set, "features": read_metadata(snakemake.input[0])}
-bundle, test_predictions = fit_final(table, columns, model, evaluation, snakemake.threads, info)
+info = {
+    "dataset": wc.dataset,
+    "feature_set": wc.feature_set,
+    "features": read_metadata(snakemake.input.table),
+}
+bundle, test_predictions = fit_final(table, columns, model, evaluation, model_threads, info)
 joblib.dump(bundle, snakemake.output.model)
 test_predictions.to_parquet(snakemake.output.test, index=False)
 importance_table(bundle).to_csv(snakemake.output.importance, index=False)

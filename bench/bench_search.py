@@ -1,0 +1,70 @@
+"""The grid search before and after its speed-ups, on the same feature tables.
+
+For each table (Parquet, as the workflow writes it) and each model of a recipe, the LOSO
+evaluation runs in this process, one process and one thread, three ways:
+
+  before     every grid point fits on all columns, from scratch (GridSearchCV);
+  row space  one SVD per inner training set shared by every grid point (``RowSpace``);
+  path       and the grid walked in increasing C, each fit warm-started (``PathSearch``).
+
+Prints seconds, speed-up, UAR and the UAR difference of each against ``before``.
+
+    python bench/bench_search.py TABLE.parquet [TABLE.parquet ...] [--recipe config/recipes/emodb_best.yaml]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("tables", type=Path, nargs="+")
+    ap.add_argument("--recipe", type=Path, default=REPO / "config/recipes/emodb_best.yaml")
+    args = ap.parse_args()
+    sys.path.insert(0, str(REPO / "src"))
+    from serflow import models
+    from serflow.runtime import limit_threads
+    from serflow.training import evaluate_run, load_table
+
+    limit_threads(1)
+    recipe = yaml.safe_load(args.recipe.read_text())
+    evaluation = {**recipe.get("evaluation", {}), "n_bootstrap": 100}
+    kinds = dict(models.MODEL_KINDS)
+    variants = {
+        "before": lambda k: replace(k, row_space=lambda p: False, path=None),
+        "row space": lambda k: replace(k, path=None),
+        "path": lambda k: k,
+    }
+    print(
+        f"{'table':<28} {'model':<12} {'variant':<10} {'seconds':>8} {'speed-up':>8} {'UAR':>6} {'diff':>7}"
+    )
+    for path in args.tables:
+        table, columns = load_table(path)
+        for name, model in recipe["models"].items():
+            base = None
+            for variant, change in variants.items():
+                models.MODEL_KINDS.update({k: change(v) for k, v in kinds.items()})
+                start = time.perf_counter()
+                _, metrics = evaluate_run(table, columns, model, evaluation)
+                took = time.perf_counter() - start
+                models.MODEL_KINDS.update(kinds)
+                base = base or (took, metrics["uar"])
+                where = f"{path.parent.parent.name}/{path.name}"
+                print(
+                    f"{where:<28} {name:<12} {variant:<10} {took:8.1f} {base[0] / took:8.1f} "
+                    f"{metrics['uar']:6.3f} {metrics['uar'] - base[1]:+7.3f}",
+                    flush=True,
+                )
+
+
+if __name__ == "__main__":
+    main()

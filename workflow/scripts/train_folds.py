@@ -1,0 +1,16 @@
+from serflow.runtime import start_job
+
+log = start_job(snakemake.log[0], snakemake.threads)
+
+import joblib
+
+from serflow.training import fit_folds, load_table, prepare_run
+
+table, columns = load_table(snakemake.input[0])
+run = prepare_run(table, columns, snakemake.params.model, snakemake.params.evaluation)
+block, n_blocks = snakemake.params.block, snakemake.params.n_blocks
+which = [k for k in range(len(run.folds)) if k % n_blocks == block]
+workers = max(1, snakemake.threads // snakemake.params.model_threads)
+log.info("folds %s of %d in %d process(es)", which, len(run.folds), min(workers, max(1, len(which))))
+results = fit_folds(run, which, workers=workers, model_threads=snakemake.params.model_threads)
+joblib.dump(results, snakemake.output[0])
