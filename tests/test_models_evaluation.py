@@ -217,7 +217,9 @@ def test_row_space_projection_keeps_the_linear_model():
     small = LogisticRegression(C=0.5, tol=1e-10, max_iter=10000).fit(proj.transform(x), y)
     np.testing.assert_allclose(small.coef_ @ proj.basis_.T, full.coef_, atol=1e-6)
     x_new = rng.normal(size=(10, 200))
-    np.testing.assert_allclose(small.predict_proba(proj.transform(x_new)), full.predict_proba(x_new), atol=1e-6)
+    np.testing.assert_allclose(
+        small.predict_proba(proj.transform(x_new)), full.predict_proba(x_new), atol=1e-6
+    )
     assert RowSpace().fit(x[:, :20]).basis_ is None  # more clips than columns: nothing to gain
 
 
@@ -238,4 +240,6 @@ def test_path_search_walks_c_and_refits_the_best_from_scratch():
     assert chosen_params(search, "logreg") == {"C": search.best_params_["model__C"]}
     assert all(len(set(groups[tr]) & set(groups[te])) == 0 for tr, te in search.cv)
     # several parameters, or a choice of feature groups: the ordinary grid search
-    assert not isinstance(fit_model("logreg", x, y, groups, grid={"C": [0.1, 1.0], "tol": [1e-4]}), PathSearch)
+    assert not isinstance(
+        fit_model("logreg", x, y, groups, grid={"C": [0.1, 1.0], "tol": [1e-4]}), PathSearch
+    )
