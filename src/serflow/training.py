@@ -137,8 +137,8 @@ def _fit_fold(run: RunData, k: int, threads: int):
     """(class probabilities of fold ``k``'s test clips, the parameters its search chose)."""
     train, test = run.folds[k]
     present, local = np.unique(run.y[train], return_inverse=True)
-    # One BLAS thread per fold wherever the fold runs, so that parallel and sequential
-    # runs compute the same numbers, bit for bit.
+    # The model's own thread count wherever the fold runs (this process or a worker), so
+    # that parallel and sequential runs compute the same numbers, bit for bit.
     with threadpool_limits(limits=threads):
         fitted = fit_model(
             run.model["kind"],
@@ -301,6 +301,7 @@ def fit_final(table, columns, model: dict, evaluation: dict | None = None, threa
         "model": fitted,
         "labels": labels,
         "feature_names": list(columns),
+        "column_groups": _column_groups(table, columns),
         "kind": model["kind"],
         "chosen_params": chosen_params(fitted, model["kind"]),
         "importance": feature_importance(fitted, model["kind"], columns),

@@ -101,8 +101,12 @@ def model_threads(wildcards):
 
 
 def train_cost(wildcards):
-    ds = DATASETS[wildcards.dataset]
-    return run_cost(ds, wildcards.feature_set, PLAN.models[wildcards.model])
+    return _train_cost(wildcards.dataset, wildcards.feature_set, wildcards.model)
+
+
+@functools.cache
+def _train_cost(dataset, feature_set, model):
+    return run_cost(DATASETS[dataset], feature_set, PLAN.models[model])
 
 
 def fold_workers(wildcards):

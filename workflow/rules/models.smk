@@ -18,7 +18,6 @@ rule train_folds:
         evaluation=evaluation_config,
         block=lambda wc: int(wc.block),
         n_blocks=config["training"]["fold_jobs"],
-        model_threads=model_threads,
     script:
         "../scripts/train_folds.py"
 
@@ -52,7 +51,6 @@ rule train:
     params:
         model=model_config,
         evaluation=evaluation_config,
-        model_threads=model_threads,
     script:
         "../scripts/train.py"
 
