@@ -245,10 +245,6 @@ class Adapter:
     #: (dataset config, output folder) -> writes a generated corpus; None for corpora on disk.
     generate: Callable[[dict, Path], Path] | None = None
 
-    def corpus_dir(self, cfg: dict, results: str = "results") -> Path | None:
-        """The folder a generated corpus is written to (None for corpora on disk)."""
-        return corpus_root(cfg["name"], results) if self.generate else None
-
     def check_keys(self, cfg: dict) -> None:
         """Raise ManifestError naming a key this adapter does not take."""
         allowed = set(COMMON_KEYS) | set(self.keys)

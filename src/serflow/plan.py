@@ -57,7 +57,6 @@ class Plan:
     datasets: dict[str, DatasetPlan]
     models: dict[str, dict]
     n_shards: int
-    cache_dir: str
 
     @property
     def shards(self) -> list[str]:
@@ -145,7 +144,7 @@ def build_plan(config: dict) -> Plan:
         )
     shards = config["extraction"]["shards"]
     n_shards = (os.cpu_count() or 1) if shards == "auto" else int(shards)
-    return Plan(datasets, models, n_shards, config["cache_dir"])
+    return Plan(datasets, models, n_shards)
 
 
 def read_all_entries(plan: Plan, results: str = "results") -> None:

@@ -81,7 +81,7 @@ class ProbeCache:
         with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
             for i, result in zip(todo, pool.map(_probe, [paths[i] for i in todo])):
                 out[i] = result
-                if stats[i] is not None and (not isinstance(result, str) or result != "file not found"):
+                if stats[i] is not None and result != "file not found":
                     info = (
                         (None, *_fields(result)) if isinstance(result, AudioInfo) else (result, *[None] * 5)
                     )

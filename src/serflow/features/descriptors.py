@@ -64,6 +64,7 @@ class Analysis:
 
     @property
     def min_samples(self) -> int:
+        """Shortest usable clip: one analysis frame."""
         return self.n_fft
 
 
@@ -212,10 +213,6 @@ class Descriptors(Analysis, Extractor):
             ]
         )
         return np.nan_to_num(vec, nan=0.0, posinf=0.0, neginf=0.0).astype(np.float32)
-
-    @property
-    def min_samples(self) -> int:
-        return self.n_fft
 
 
 def _group(descriptor: str) -> str:

@@ -257,7 +257,3 @@ class Extended(Analysis, Extractor):
             ]
         )
         return np.nan_to_num(vec, nan=0.0, posinf=0.0, neginf=0.0).astype(np.float32)
-
-    @property
-    def min_samples(self) -> int:
-        return self.n_fft
