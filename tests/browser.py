@@ -45,14 +45,14 @@ def ensure_chromium() -> str | None:
     return None
 
 
-def start_driver():
-    """A headless Chrome WebDriver that records the browser console."""
+def start_driver(*extra_flags: str):
+    """A headless Chrome WebDriver that records the browser console (``extra_flags`` added)."""
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
-    for flag in FLAGS:
+    for flag in (*FLAGS, *extra_flags):
         options.add_argument(flag)
     options.add_argument(f"--user-data-dir={tempfile.mkdtemp(prefix='serflow-chromium-')}")
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})

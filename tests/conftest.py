@@ -108,3 +108,25 @@ def job_counts(proc) -> dict[str, int]:
 def cache_files(root: Path) -> dict[str, int]:
     """Cached feature files under ``root`` with their modification times (ns)."""
     return {str(p.relative_to(root)): p.stat().st_mtime_ns for p in root.rglob("*.npy")}
+
+
+PREDICT_MODELS = {
+    "logreg": {"kind": "logreg", "class_weight": "balanced", "grid": {"C": [0.001, 0.01]}},
+    "logreg_spk": {"kind": "logreg", "class_weight": "balanced", "speaker_norm": True, "params": {"C": 0.01}},
+}
+
+
+@pytest.fixture(scope="session")
+def emodb_models(emodb, tmp_path_factory) -> Path:
+    """A real workflow run on three EmoDB speakers (03, 08, 09): plain and speaker-normalised LogReg."""
+    workdir = tmp_path_factory.mktemp("emodb-models")
+    corpus = emodb_subset(emodb, workdir / "corpus", speakers=("03", "08", "09"))
+    config = {
+        "datasets": [{"name": "emodb3", "adapter": "emodb", "root": str(corpus)}],
+        "feature_tables": ["all"],
+        "models": PREDICT_MODELS,
+        "runs": [{"feature_sets": ["all"], "models": list(PREDICT_MODELS)}],
+        "evaluation": {"n_bootstrap": 100},
+    }
+    run_snakemake(workdir, config)
+    return workdir / "results/emodb3/runs"

@@ -31,6 +31,8 @@ COMMON_KEYS = (
     "label_map",
     "on_bad_file",
     "evaluation",
+    "speakers",
+    "speaker_clusters",
 )
 
 

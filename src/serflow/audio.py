@@ -121,7 +121,20 @@ def probe_audio(path, min_samples: int = 1, target_rate: int | None = None) -> A
 
 def load_audio(path, sample_rate: int) -> np.ndarray:
     """Decode ``path``, mix to mono, remove any DC offset and resample to ``sample_rate`` (float32)."""
-    y, sr = _decode(_read_bytes(path), path)
+    return _mono_at(*_decode(_read_bytes(path), path), sample_rate)
+
+
+def decode_clip(data: bytes, name, sample_rate: int, min_samples: int = 1) -> np.ndarray:
+    """``load_audio`` of bytes already read (``name`` names the clip in errors).
+
+    Raises AudioError when the clip is shorter than ``min_samples`` at ``sample_rate``.
+    """
+    y, sr = _decode(data, name)
+    AudioInfo(y.shape[0] / sr, sr, y.shape[1], "", y.shape[0]).check_length(name, min_samples, sample_rate)
+    return _mono_at(y, sr, sample_rate)
+
+
+def _mono_at(y: np.ndarray, sr: int, sample_rate: int) -> np.ndarray:
     y = y.mean(axis=1, dtype=np.float64) if y.shape[1] > 1 else y[:, 0].astype(np.float64)
     y = (y - y.mean()).astype(np.float32)
     if sr != sample_rate:

@@ -37,6 +37,7 @@ class DatasetPlan:
     runs: list[tuple[str, str]]
     evaluation: dict
     on_bad_file: str
+    speakers: str = "given"  # or "cluster": estimated groups replace the speaker ids
     entries: list[Entry] | None = field(default=None, repr=False)
 
     @property
@@ -107,7 +108,15 @@ def build_plan(config: dict) -> Plan:
             adapter.check_keys(ds)
         except ManifestError as err:
             raise PlanError(str(err)) from None
-        features = _feature_spec(config.get("features", {}), ds.get("features", {}), _where(name, "features"))
+        own_features = dict(ds.get("features", {}))
+        speakers = ds.get("speakers", "given")
+        if speakers == "cluster":
+            if own_features.get("voiceprint", config.get("features", {}).get("voiceprint")) is False:
+                raise PlanError(f"config key {_where(name, 'speakers')!r}: cluster needs voiceprint features")
+            own_features.setdefault("voiceprint", config.get("features", {}).get("voiceprint") or True)
+        elif "speaker_clusters" in ds:
+            raise PlanError(f"config key {_where(name, 'speaker_clusters')!r}: needs speakers: cluster")
+        features = _feature_spec(config.get("features", {}), own_features, _where(name, "features"))
         runs_where = _where(name, "runs") if "runs" in ds else "runs"
         runs = _runs(ds.get("runs") or default_runs, feature_sets, models, runs_where)
         table_names = ds.get("feature_tables", config["feature_tables"])
@@ -141,6 +150,7 @@ def build_plan(config: dict) -> Plan:
             runs=runs,
             evaluation={**EVALUATION_DEFAULTS, **config["evaluation"], **ds.get("evaluation", {})},
             on_bad_file=ds.get("on_bad_file", config["extraction"]["on_bad_file"]),
+            speakers=speakers,
         )
     shards = config["extraction"]["shards"]
     n_shards = (os.cpu_count() or 1) if shards == "auto" else int(shards)

@@ -16,6 +16,8 @@ from pathlib import Path
 import jinja2
 import numpy as np
 
+from serflow.submission import normalisation
+
 
 def summarise_dataset(manifest, rejected, label_map=None, plots: bool = True) -> dict:
     """Clips per label and per speaker, durations, formats, label merges and rejected files."""
@@ -79,7 +81,8 @@ def run_rows(metrics: dict, best: str | None = None, fit_seconds: dict | None = 
                 "speaker_independent": m["speaker_independent"],
                 "n_features": m["n_features"],
                 "n_folds": m["n_folds"],
-                "speaker_norm": m.get("speaker_norm", "none"),
+                "speaker_norm": normalisation(m),
+                "speakers": m.get("speakers", "given"),
                 "uar": m["uar"],
                 "uar_ci95": m["uar_ci95"],
                 "accuracy": m["accuracy"],
@@ -234,7 +237,8 @@ def dataset_section(
 
     ``paths``: manifest, rejected, metrics (list, one per run), importance (list),
     shards (list), tables (feature set -> path), models (list), benchmarks (folder),
-    and optionally submissions (the submissions.json).
+    and optionally submissions (the submissions.json) and speakers (``speakers.json`` of
+    a ``speakers: cluster`` dataset).
     """
     import pandas as pd
 
@@ -270,9 +274,14 @@ def dataset_section(
                 }
             )
     bench = paths.get("benchmarks")
+    speakers = None
+    if paths.get("speakers"):
+        with open(paths["speakers"], encoding="utf-8") as f:
+            speakers = json.load(f)
     return {
         "name": name,
         "summary": summarise_dataset(manifest, rejected, label_map),
+        "estimated_speakers": speakers,
         "metric": metric,
         "runs": run_rows(metrics, best, fit_seconds(bench, runs) if bench else {}),
         "best": best,

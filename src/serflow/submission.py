@@ -129,6 +129,24 @@ def write_submissions(
         summary["runs"][run] = {"path": str(outputs[run]), "rows": len(sub), "missing": missing}
     best = best_run(metrics, metric)
     Path(best_path).write_bytes(Path(outputs[best]).read_bytes())
-    summary.update(best=best, best_path=str(best_path), best_score=metrics[best][metric])
+    m = metrics[best]
+    summary.update(
+        best=best,
+        best_path=str(best_path),
+        best_score=m[metric],
+        # How far the score can be trusted: the protocol, its speakers and the normalisation.
+        best_protocol=m["protocol"],
+        best_speaker_independent=m["speaker_independent"],
+        best_speakers=m.get("speakers", "given" if m.get("n_speakers") else "unknown"),
+        best_normalisation=normalisation(m),
+    )
     Path(summary_path).write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     return summary
+
+
+def normalisation(metrics: dict) -> str:
+    """How a run normalised its features, from its metrics (short, for tables and logs)."""
+    model = metrics.get("model", {})
+    if model.get("domain_norm"):
+        return "test domain"
+    return metrics.get("speaker_norm", "none")

@@ -51,18 +51,23 @@ def write_shard(path, ids, matrix, errors, extractor, stats) -> None:
     pq.write_table(table, path)
 
 
-def merge_feature_table(manifest_path, shards: dict, metadata: dict) -> pa.Table:
+def merge_feature_table(manifest_path, shards: dict, metadata: dict, speakers=None) -> pa.Table:
     """One row per clip that every listed extractor processed (manifest order), float32 columns.
 
     ``shards``: extractor name -> (shard paths, columns to take), in column order.
     ``metadata`` (feature set, extractors, column groups, ...) is stored in the schema
-    together with package versions.
+    together with package versions. ``speakers``: a Parquet file of estimated speakers
+    (id, speaker) that replace the manifest's; clips without one are left out.
     """
     import pandas as pd
 
     present = set(pq.read_schema(manifest_path).names)
     manifest = pd.read_parquet(manifest_path, columns=[c for c in ID_COLUMNS if c in present])
     manifest = manifest.reindex(columns=list(ID_COLUMNS))  # optional columns (stratum) as nulls
+    if speakers:
+        estimated = pd.read_parquet(speakers).set_index("id")["speaker"]
+        manifest = manifest[manifest["id"].isin(estimated.index)].copy()
+        manifest["speaker"] = estimated.loc[manifest["id"]].to_numpy()
     keep = manifest
     sources = []
     for paths, columns in shards.values():

@@ -37,7 +37,9 @@ def load_table(path):
     from serflow.tables import read_metadata
 
     table = pd.read_parquet(path)
-    table.attrs["column_groups"] = read_metadata(path).get("column_groups", {})
+    meta = read_metadata(path)
+    table.attrs["column_groups"] = meta.get("column_groups", {})
+    table.attrs["speakers_estimated"] = bool(meta.get("speakers_estimated"))
     return table, [c for c in table.columns if c not in ID_COLUMNS]
 
 
@@ -70,9 +72,26 @@ def feature_matrix(table, columns, speaker_norm: bool = False):
     x = table[columns].to_numpy(dtype=np.float64)
     if not speaker_norm:
         return x, "none"
+    if table.attrs.get("speakers_estimated"):
+        # Clusters follow emotion as well as voice: normalising per cluster was measured to
+        # destroy the emotion signal (issue 15), so it is never applied blindly.
+        return x, "none (requested, but the speakers are estimated groups: not applied)"
     if len(table) == 0 or table["speaker"].isna().any():
         return x, "none (requested, but not every clip has a speaker: global scaling only)"
     return speaker_standardize(x, table["speaker"].astype(str).to_numpy()), "per speaker"
+
+
+def standardize(x: np.ndarray) -> np.ndarray:
+    """Columns to zero mean and unit variance with ``x``'s own statistics (constant columns to 0)."""
+    std = x.std(axis=0)
+    return (x - x.mean(axis=0)) / np.where(std > 0, std, 1.0)
+
+
+def speaker_source(table) -> str:
+    """``given``, ``estimated`` (``speakers: cluster``) or ``unknown`` (some clip has none)."""
+    if table["speaker"].isna().any():
+        return "unknown"
+    return "estimated" if table.attrs.get("speakers_estimated") else "given"
 
 
 def _speakers(table):
@@ -115,7 +134,10 @@ def prepare_run(table, columns, model: dict, evaluation: dict | None = None) -> 
         raise ValueError(f"need at least two labels to train, found {labels}")
     y = labelled["label"].astype(str).map({lab: i for i, lab in enumerate(labels)}).to_numpy()
     groups = _speakers(labelled)
-    protocol = resolve_protocol(ev["protocol"], groups)
+    asked = ev["protocol"]
+    if asked == "auto" and table.attrs.get("speakers_estimated"):
+        asked = "group_kfold"  # a held-out fold of several groups, like an unseen test split
+    protocol = resolve_protocol(asked, groups)
     folds = make_folds(
         y,
         groups,
@@ -139,10 +161,13 @@ def _fit_fold(run: RunData, k: int, threads: int):
     present, local = np.unique(run.y[train], return_inverse=True)
     # The model's own thread count wherever the fold runs (this process or a worker), so
     # that parallel and sequential runs compute the same numbers, bit for bit.
+    x_train, x_test = run.x[train], run.x[test]
+    if run.model.get("domain_norm"):  # each side with its own statistics, as train and test splits
+        x_train, x_test = standardize(x_train), standardize(x_test)
     with threadpool_limits(limits=threads):
         fitted = fit_model(
             run.model["kind"],
-            run.x[train],
+            x_train,
             local,
             None if run.groups is None else run.groups[train],
             threads=threads,
@@ -152,7 +177,7 @@ def _fit_fold(run: RunData, k: int, threads: int):
             **_model_kwargs(run.model),
         )
         proba = np.zeros((len(test), len(run.labels)))
-        proba[:, present] = fitted.predict_proba(run.x[test])
+        proba[:, present] = fitted.predict_proba(x_test)
     return proba, chosen_params(fitted, run.model["kind"])
 
 
@@ -217,6 +242,7 @@ def summarize_run(run: RunData, results: dict, n_features: int):
         "n_clips": int(tested.sum()),
         "n_features": n_features,
         "n_speakers": None if groups is None else len(set(groups)),
+        "speakers": speaker_source(labelled),
         "speaker_norm": run.norm,
         **score(y[tested], pred[tested], labels, n_boot=ev["n_bootstrap"], seed=ev["random_state"]),
         "per_speaker": _per_speaker(y[tested], pred[tested], None if groups is None else groups[tested]),
@@ -234,6 +260,7 @@ def summarize_run(run: RunData, results: dict, n_features: int):
             "kind": run.model["kind"],
             **kw,
             "speaker_norm": bool(run.model.get("speaker_norm", False)),
+            **({"domain_norm": True} if run.model.get("domain_norm") else {}),
         },
         "evaluation": ev,
     }
@@ -283,6 +310,11 @@ def fit_final(table, columns, model: dict, evaluation: dict | None = None, threa
     if resolve_protocol(ev["protocol"], _speakers(table[is_train])) == "dataset_split":
         is_train &= (table["split"] == "train").to_numpy()
     train = table[is_train]
+    unlabelled = table["label"].isna().to_numpy()
+    if model.get("domain_norm"):
+        x_all[is_train] = standardize(x_all[is_train])
+        if unlabelled.sum() >= 2:
+            x_all[unlabelled] = standardize(x_all[unlabelled])
     labels = sorted(train["label"].astype(str).unique())
     y = train["label"].astype(str).map({lab: i for i, lab in enumerate(labels)}).to_numpy()
     with threadpool_limits(limits=threads):  # the same numbers whatever the job's thread count
@@ -297,20 +329,29 @@ def fit_final(table, columns, model: dict, evaluation: dict | None = None, threa
             column_groups=_column_groups(table, columns),
             **_model_kwargs(model),
         )
+    raw = table.loc[is_train, columns].to_numpy(dtype=np.float64)
     bundle = {
         "model": fitted,
         "labels": labels,
+        # Training statistics: global scaling of clips without enough of their speaker's clips.
+        "feature_mean": raw.mean(axis=0),
+        "feature_std": raw.std(axis=0),
+        "training": {
+            "n_clips": len(train),
+            "clips_per_label": {lab: int(n) for lab, n in zip(labels, np.bincount(y, minlength=len(labels)))},
+            "n_speakers": None if train["speaker"].isna().any() else int(train["speaker"].nunique()),
+        },
         "feature_names": list(columns),
         "column_groups": _column_groups(table, columns),
         "kind": model["kind"],
         "chosen_params": chosen_params(fitted, model["kind"]),
         "importance": feature_importance(fitted, model["kind"], columns),
-        "speaker_norm": speaker_norm,
+        "speaker_norm": speaker_norm and not norm.startswith("none"),
         "speaker_norm_applied": norm,
+        "domain_norm": bool(model.get("domain_norm")),
         "versions": package_versions(MODEL_PACKAGES),
         **(info or {}),
     }
-    unlabelled = table["label"].isna().to_numpy()
     return bundle, predict(bundle, table[unlabelled], x_all[unlabelled])
 
 

@@ -182,6 +182,17 @@ def table_shards(wildcards):
     return extractor_shards(ds.name, ds.table_extractors(wildcards.feature_set))
 
 
+def speaker_groups(wildcards):
+    """A ``speakers: cluster`` dataset's estimated speakers (nothing for the others)."""
+    if DATASETS[wildcards.dataset].speakers == "cluster":
+        return f"results/{wildcards.dataset}/speakers.parquet"
+    return []
+
+
+def voiceprint_shards(wildcards):
+    return extractor_shards(wildcards.dataset, ["voiceprint"])
+
+
 def all_shards(wildcards):
     return extractor_shards(wildcards.dataset)
 
@@ -190,6 +201,7 @@ def table_params(wildcards):
     """What the table job needs: the groups, and each extractor's description."""
     ds = DATASETS[wildcards.dataset]
     return {
+        "speakers": ds.speakers,
         "groups": list(ds.tables[wildcards.feature_set]),
         "extractors": {
             name: ds.features[name].describe()
@@ -209,6 +221,8 @@ def report_inputs(wildcards):
         inputs[f"{name}_shards"] = extractor_shards(name)
         if has_test_clips(name) and ds.runs:
             inputs[f"{name}_submissions"] = f"results/{name}/submissions.json"
+        if ds.speakers == "cluster":
+            inputs[f"{name}_speakers"] = f"results/{name}/speakers.json"
     return inputs
 
 
@@ -283,7 +297,9 @@ def train_mem_mb(wildcards, input):
     matrix (scaled, projected, fold subsets) in each fold process."""
     cost = train_cost(wildcards)
     matrix_mb = cost.clips * cost.columns * 8 / 2**20
-    return 1000 + math.ceil(20 * input.size_mb + 4 * matrix_mb * fold_workers(wildcards))
+    return 1000 + math.ceil(
+        20 * input.size_mb + 4 * matrix_mb * fold_workers(wildcards)
+    )
 
 
 def train_runtime(wildcards, input):

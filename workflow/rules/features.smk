@@ -25,10 +25,40 @@ rule extract_features:
         "../scripts/extract_features.py"
 
 
+rule speakers:
+    input:
+        manifest="results/{dataset}/manifest.parquet",
+        shards=voiceprint_shards,
+    output:
+        groups="results/{dataset}/speakers.parquet",
+        summary=report(
+            "results/{dataset}/speakers.json",
+            category="Data",
+            subcategory="{dataset}",
+            caption="../report/speakers.rst",
+        ),
+    log:
+        "logs/{dataset}/speakers.log",
+    benchmark:
+        "benchmarks/{dataset}/speakers.tsv"
+    conda:
+        "../envs/serflow.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=30,
+    params:
+        settings=lambda wc: dataset_config(wc).get("speaker_clusters", {}),
+        random_state=lambda wc: DATASETS[wc.dataset].evaluation["random_state"],
+    script:
+        "../scripts/speakers.py"
+
+
 rule feature_table:
     input:
         manifest="results/{dataset}/manifest.parquet",
         shards=table_shards,
+        speakers=speaker_groups,
     output:
         "results/{dataset}/features/{feature_set}.parquet",
     log:

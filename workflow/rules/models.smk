@@ -38,6 +38,7 @@ rule train:
         model="results/{dataset}/runs/{feature_set}-{model}/model.joblib",
         test="results/{dataset}/runs/{feature_set}-{model}/test_predictions.parquet",
         importance="results/{dataset}/runs/{feature_set}-{model}/importance.csv",
+        card="results/{dataset}/runs/{feature_set}-{model}/model_card.md",
     log:
         "logs/{dataset}/train/{feature_set}-{model}.log",
     benchmark:

@@ -26,7 +26,9 @@ table = merge_feature_table(
         "groups": spec["groups"],
         "extractors": spec["extractors"],
         "column_groups": column_groups,
+        "speakers_estimated": spec["speakers"] == "cluster",
     },
+    speakers=snakemake.input.speakers or None,
 )
 pq.write_table(table, snakemake.output[0])
 log.info("%d rows x %d features from %s", table.num_rows, len(column_groups), ", ".join(shards))

@@ -18,6 +18,7 @@ for name, info in snakemake.params.datasets.items():
         "importance": snakemake.input[f"{name}_importance"],
         "shards": snakemake.input[f"{name}_shards"],
         "submissions": snakemake.input.get(f"{name}_submissions"),
+        "speakers": snakemake.input.get(f"{name}_speakers"),
         "tables": info["tables"],
         "models": info["models"],
         "benchmarks": info["benchmarks"],

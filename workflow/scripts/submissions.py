@@ -26,4 +26,13 @@ for run, info in summary["runs"].items():
             len(info["missing"]),
             summary["fallback_label"],
         )
-log.info("best run by %s: %s (%.3f)", summary["metric"], summary["best"], summary["best_score"])
+log.info(
+    "best run by %s: %s (%.3f), %s, %s%s speakers, normalisation: %s",
+    summary["metric"],
+    summary["best"],
+    summary["best_score"],
+    summary["best_protocol"],
+    "speaker-independent, " if summary["best_speaker_independent"] else "speaker-dependent, ",
+    summary["best_speakers"],
+    summary["best_normalisation"],
+)

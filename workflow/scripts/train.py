@@ -2,8 +2,11 @@ from serflow.runtime import start_job
 
 log = start_job(snakemake.log[0], snakemake.threads)
 
+from pathlib import Path
+
 import joblib
 
+from serflow.model_card import model_card
 from serflow.tables import read_metadata
 from serflow.training import (
     dumps_metrics,
@@ -54,9 +57,11 @@ info = {
     "dataset": wc.dataset,
     "feature_set": wc.feature_set,
     "features": read_metadata(snakemake.input.table),
+    "cache_dir": str(Path(snakemake.config["cache_dir"]).resolve()),  # reused by serflow predict
 }
 bundle, test_predictions = fit_final(table, columns, model, evaluation, model_threads, info)
 joblib.dump(bundle, snakemake.output.model)
 test_predictions.to_parquet(snakemake.output.test, index=False)
 importance_table(bundle).to_csv(snakemake.output.importance, index=False)
+Path(snakemake.output.card).write_text(model_card(bundle, metrics), encoding="utf-8")
 log.info("final model refit; %d unlabelled clips predicted", len(test_predictions))

@@ -25,10 +25,11 @@ from serflow.features.extended import Extended
 from serflow.features.frames import Frames
 from serflow.features.opensmile import ComParE, EGeMAPS
 from serflow.features.signal import Signal
+from serflow.features.voiceprint import Voiceprint
 
 #: In table-column order: tables join extractors in this order.
 REGISTRY: dict[str, type[Extractor]] = {
-    cls.name: cls for cls in (Descriptors, Extended, EGeMAPS, ComParE, Frames, Signal)
+    cls.name: cls for cls in (Descriptors, Extended, EGeMAPS, ComParE, Frames, Signal, Voiceprint)
 }
 #: On unless the config says ``name: false``.
 DEFAULT_ON = ("descriptors",)
@@ -143,14 +144,15 @@ class FeatureSpec:
         return {g: e.name for e in self.extractors for g in e.groups()}
 
     def needs(self, groups) -> list[str]:
-        """Extractor names whose columns the groups (``all`` = every column) need, in order.
+        """Extractor names whose columns the groups need, in order (``all``: every extractor's
+        columns but those kept out of it, such as ``voiceprint``, plus any group named).
 
         A group no enabled extractor produces is an error naming the setting to add.
         """
         groups = set(groups)
-        if "all" in groups:
-            return self.names
         have = self.groups
+        if "all" in groups:
+            return [e.name for e in self.extractors if e.in_all or any(g in groups for g in e.GROUPS)]
         for g in sorted(groups):
             if g not in GROUP_EXTRACTOR:
                 raise ValueError(f"unknown feature group {g!r}")
@@ -196,6 +198,7 @@ __all__ = [
     "Extractor",
     "Frames",
     "Signal",
+    "Voiceprint",
     "FEATURE_SETS",
     "FeatureSpec",
     "GROUPS",

@@ -76,6 +76,8 @@ class Extractor:
     #: Workflow resources of one extraction job: seconds per clip (generous) and memory.
     seconds_per_clip: ClassVar[float] = 0.5
     mem_mb: ClassVar[int] = 1500
+    #: Whether the ``all`` feature set includes its columns.
+    in_all: ClassVar[bool] = True
 
     sample_rate: int = 16000
 

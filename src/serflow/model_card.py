@@ -1,0 +1,88 @@
+"""``model_card.md``: what a saved model was trained on, how well it did, and where it stops holding."""
+
+from __future__ import annotations
+
+import json
+
+from serflow.evaluation import SPEAKER_DEPENDENT
+
+
+def _interval(metrics: dict, key: str) -> str:
+    low, high = metrics.get(f"{key}_ci95") or (None, None)
+    ci = f" [{low:.3f}, {high:.3f}]" if low is not None else ""
+    return f"{metrics[key]:.3f}{ci}"
+
+
+def model_card(bundle: dict, metrics: dict) -> str:
+    """Markdown text of a run's model card from its saved bundle and its ``metrics.json``."""
+    training = bundle.get("training", {})
+    labels = bundle["labels"]
+    run, dataset = metrics.get("run", "?"), metrics.get("dataset", bundle.get("dataset", "?"))
+    speakers = training.get("n_speakers", metrics.get("n_speakers"))
+    per_label = training.get("clips_per_label") or {
+        lab: c["support"] for lab, c in metrics.get("per_class", {}).items()
+    }
+    independent = metrics.get("speaker_independent", metrics.get("protocol") not in SPEAKER_DEPENDENT)
+    lines = [
+        f"# Model card: {dataset} / {run}",
+        "",
+        "## Training data",
+        f"- Dataset `{dataset}`: {training.get('n_clips', metrics.get('n_clips'))} labelled clips, "
+        + (f"{speakers} speakers." if speakers else "speakers unknown (no speaker ids)."),
+        "",
+        "| label | clips |",
+        "|---|---|",
+        *(f"| {lab} | {n} |" for lab, n in per_label.items()),
+        "",
+        "## Evaluation",
+        f"- Protocol `{metrics['protocol']}`, {metrics['n_folds']} folds: "
+        + (
+            "speaker-independent (no test speaker in training)."
+            if independent
+            else "**speaker-dependent**: speakers are shared between training and test folds (or unknown),"
+            " so expect less on new voices."
+        ),
+        f"- UAR {_interval(metrics, 'uar')}, accuracy {_interval(metrics, 'accuracy')}, "
+        f"macro-F1 {metrics['macro_f1']:.3f} (95% bootstrap intervals over clips).",
+        f"- Normalisation: {metrics.get('speaker_norm', 'none')}.",
+        "",
+        "| label | recall | precision | clips |",
+        "|---|---|---|---|",
+        *(
+            f"| {lab} | {c['recall']:.3f} | {c['precision']:.3f} | {c['support']} |"
+            for lab, c in metrics.get("per_class", {}).items()
+        ),
+        "",
+        "## Model",
+        f"- Kind `{bundle['kind']}`, chosen parameters `{json.dumps(bundle.get('chosen_params') or {})}`, "
+        f"{len(bundle['feature_names'])} features (feature set `{bundle.get('feature_set', '?')}`).",
+        "- Probability columns, in order: " + ", ".join(f"`proba_{lab}`" for lab in labels) + ".",
+        "- Speaker normalisation: "
+        + (
+            "each speaker's clips are standardised with that speaker's statistics; at prediction time give "
+            "several clips per speaker (`serflow predict` needs 5 by default) or accept global scaling."
+            if bundle.get("speaker_norm")
+            else "none."
+        ),
+        "",
+        "## Features",
+        "Extractor parameters (read from the model by `serflow predict`):",
+        "",
+        *(
+            f"- `{name}`: `{json.dumps(desc['params'], sort_keys=True)}`"
+            for name, desc in bundle.get("features", {}).get("extractors", {}).items()
+        ),
+        "",
+        "## Package versions",
+        *(f"- {k} {v}" for k, v in sorted((bundle.get("versions") or {}).items())),
+        "",
+        "## Limits",
+        f"- Trained on `{dataset}` alone: its language, speakers, recording conditions and way of "
+        "eliciting emotions (acted or natural) bound where these scores hold. On other corpora, "
+        "microphones or languages expect lower accuracy.",
+        f"- It only knows the labels {', '.join(labels)}: any other state is forced into one of them.",
+        "- Scores are averages over the evaluation folds; per-speaker scores are in the run's metrics.json.",
+    ]
+    if not independent:
+        lines.append("- The evaluation shares speakers between training and test folds: it is optimistic.")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,303 @@
+"""Use a trained model on new audio: the features it was trained with, then its predictions.
+
+``TrainedModel.load`` reads a run folder or its ``model.joblib``; the extractor parameters
+come from the model (the feature table's metadata saved in it), never from a config, and
+the feature cache it was trained with is reused when it exists.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from serflow.audio import AudioError, _read_bytes, checksum_bytes, decode_clip
+from serflow.cache import FeatureCache
+from serflow.features import REGISTRY, Clip, Extractor
+from serflow.manifest import AUDIO_EXTENSIONS
+from serflow.models import speaker_standardize
+from serflow.training import standardize as _standardize
+
+#: Fewest clips of one speaker for per-speaker normalisation at prediction time.
+MIN_SPEAKER_CLIPS = 5
+#: ``speaker_norm`` choices when a speaker-normalised model meets clips without enough
+#: of their speaker's clips: refuse them, or scale with the training set's statistics.
+SPEAKER_NORM_CHOICES = ("refuse", "global")
+PATH_COLUMNS = ("path", "file", "filename", "file_name", "filepath", "audio", "wav")
+
+
+class ModelError(Exception):
+    """A model file that cannot be used, with the reason."""
+
+
+@dataclass(frozen=True)
+class FeatureReader:
+    """The extractors a model needs and which of each one's columns it uses (cheap to send to workers)."""
+
+    # (extractor, indices into its row, positions in the model's row)
+    extractors: tuple[tuple[Extractor, np.ndarray, np.ndarray], ...]
+    n_features: int
+
+    @property
+    def sample_rate(self) -> int:
+        return self.extractors[0][0].sample_rate
+
+    @property
+    def min_samples(self) -> int:
+        return max(e.min_samples for e, _, _ in self.extractors)
+
+    def row(self, data: bytes, name, cache_dir=None) -> np.ndarray:
+        """The model's feature row (float64, in training column order) for one clip's bytes.
+
+        Raises AudioError (naming ``name``) when the clip cannot be used.
+        """
+        checksum = checksum_bytes(data)
+        caches = [FeatureCache(cache_dir, e) if cache_dir else None for e, _, _ in self.extractors]
+        values = [c.get(checksum) if c else None for c in caches]
+        if any(v is None for v in values):
+            y = decode_clip(data, name, self.sample_rate, self.min_samples)
+            clip = Clip(y, self.sample_rate)
+            for i, (extractor, _, _) in enumerate(self.extractors):
+                if values[i] is None:
+                    # float32 like a cached value, so rows equal the workflow's table rows
+                    values[i] = np.asarray(extractor.compute(clip), dtype=np.float32)
+                    if not np.isfinite(values[i]).all():
+                        raise AudioError(name, f"non-finite {extractor.name} feature values")
+                    if caches[i]:
+                        caches[i].put(checksum, values[i])
+        out = np.full(self.n_features, np.nan)
+        for (extractor, own, pos), value in zip(self.extractors, values):
+            out[pos] = extractor.to_row(value)[own]
+        return out
+
+
+@dataclass
+class TrainedModel:
+    """A saved run's model with the extractors, columns and label coding it needs."""
+
+    bundle: dict
+    path: Path
+    reader: FeatureReader
+
+    @classmethod
+    def load(cls, path) -> TrainedModel:
+        """From a run folder (``results/<dataset>/runs/<run>/``) or its ``model.joblib``."""
+        import joblib
+
+        path = Path(path)
+        if path.is_dir():
+            path = path / "model.joblib"
+        if not path.is_file():
+            raise ModelError(f"{path}: no such model file (give a run folder or its model.joblib)")
+        try:
+            bundle = joblib.load(path)
+        except Exception as err:
+            raise ModelError(f"{path}: cannot load the model ({err!r})") from None
+        if not isinstance(bundle, dict) or "model" not in bundle or "features" not in bundle:
+            raise ModelError(f"{path}: not a serflow model (no model or feature metadata inside)")
+        wanted = {name: i for i, name in enumerate(bundle["feature_names"])}
+        found, extractors = 0, []
+        for name, desc in bundle["features"]["extractors"].items():
+            if name not in REGISTRY:
+                raise ModelError(f"{path}: trained with extractor {name!r}, which this serflow lacks")
+            extractor = REGISTRY[name](**desc["params"])
+            names = extractor.names()
+            if not any(n in wanted for n in names):
+                continue
+            own = np.array([i for i, n in enumerate(names) if n in wanted])
+            extractors.append((extractor, own, np.array([wanted[names[i]] for i in own])))
+            found += sum(n in wanted for n in names)
+        if found != len(wanted):
+            raise ModelError(f"{path}: {len(wanted) - found} of the model's columns come from no extractor")
+        return cls(bundle, path, FeatureReader(tuple(extractors), len(wanted)))
+
+    @property
+    def labels(self) -> list[str]:
+        return list(self.bundle["labels"])
+
+    @property
+    def speaker_norm(self) -> bool:
+        return bool(self.bundle.get("speaker_norm"))
+
+    @property
+    def card(self) -> Path:
+        return self.path.with_name("model_card.md")
+
+    @property
+    def name(self) -> str:
+        return f"{self.bundle.get('dataset', '?')}/{self.path.parent.name}"
+
+    def default_cache(self) -> Path | None:
+        """The feature cache the model was trained with, when it still exists."""
+        cache = self.bundle.get("cache_dir")
+        return Path(cache) if cache and Path(cache).is_dir() else None
+
+    def normalise(self, x: np.ndarray, speakers=None, speaker_norm: str = "refuse", min_clips: int = 0):
+        """(rows ready for the model, note per row, error per row) for a speaker-normalised model.
+
+        Rows whose speaker has at least ``min_clips`` (default ``MIN_SPEAKER_CLIPS``) rows
+        are standardised with that speaker's statistics; the others are scaled with the
+        training set's statistics when ``speaker_norm='global'``, else refused.
+        A model trained with ``domain_norm`` standardises the clips together, as one test
+        domain (with the training statistics when there are fewer than ``min_clips``).
+        Other models return ``x`` unchanged.
+        """
+        n = len(x)
+        notes: list[str] = [""] * n
+        errors: list[str | None] = [None] * n
+        min_clips = min_clips or MIN_SPEAKER_CLIPS
+        if self.bundle.get("domain_norm") and n:
+            if n >= min_clips:
+                return _standardize(x), [f"test domain ({n} clips)"] * n, errors
+            std = self.bundle["feature_std"]
+            scaled = (x - self.bundle["feature_mean"]) / np.where(std > 0, std, 1.0)
+            note = f"training statistics: fewer than {min_clips} clips to form a test domain"
+            return scaled, [note] * n, errors
+        if not self.speaker_norm or n == 0:
+            return x, notes, errors
+        out = np.array(x, dtype=np.float64)
+        spk = np.array([None if s is None or s != s or s == "" else str(s) for s in (speakers or [None] * n)])
+        counts = {s: int((spk == s).sum()) for s in set(spk.tolist()) if s is not None}
+        enough = np.array([s is not None and counts[s] >= min_clips for s in spk], dtype=bool)
+        if enough.any():
+            out[enough] = speaker_standardize(x[enough], spk[enough])
+            for i in np.flatnonzero(enough):
+                notes[i] = f"per speaker ({counts[spk[i]]} clips)"
+        for i in np.flatnonzero(~enough):
+            why = (
+                "no speaker given"
+                if spk[i] is None
+                else f"speaker '{spk[i]}' has {counts[spk[i]]} clip(s), fewer than {min_clips}"
+            )
+            if speaker_norm == "global" and "feature_mean" in self.bundle:
+                std = self.bundle["feature_std"]
+                out[i] = (x[i] - self.bundle["feature_mean"]) / np.where(std > 0, std, 1.0)
+                notes[i] = f"global scaling: {why}"
+            elif speaker_norm == "global":
+                errors[i] = (
+                    f"{why}; the model predates saved training statistics: retrain it for global scaling"
+                )
+            else:
+                errors[i] = (
+                    f"the model normalises per speaker and {why}: give at least {min_clips} clips"
+                    " per speaker, or use global scaling (--speaker-norm global)"
+                )
+        return out, notes, errors
+
+    def predict_proba(self, x: np.ndarray) -> np.ndarray:
+        """Class probabilities (one thread: the same numbers on any machine and any ``--jobs``)."""
+        from threadpoolctl import threadpool_limits
+
+        if len(x) == 0:
+            return np.zeros((0, len(self.labels)))
+        with threadpool_limits(limits=1):
+            return self.bundle["model"].predict_proba(x)
+
+
+def collect_inputs(inputs) -> list[tuple[str, str | None]]:
+    """(path, speaker or None) for every input: audio files, folders (searched recursively
+    for the audio extensions the workflow reads, in sorted order) and CSV files with a path
+    column (relative paths from the CSV's folder) and an optional ``speaker`` column.
+    """
+    import pandas as pd
+
+    out: list[tuple[str, str | None]] = []
+    for item in inputs:
+        path = Path(item)
+        if path.is_dir():
+            found = sorted(p for p in path.rglob("*") if p.suffix.lower() in AUDIO_EXTENSIONS and p.is_file())
+            out += [(str(p), None) for p in found]
+        elif path.suffix.lower() == ".csv" and path.is_file():
+            table = pd.read_csv(path, dtype=str, keep_default_na=False)
+            lower = {c.lower(): c for c in table.columns}
+            column = next((lower[c] for c in PATH_COLUMNS if c in lower), None)
+            if column is None:
+                raise ValueError(f"{path}: no path column (one of {', '.join(PATH_COLUMNS)})")
+            speakers = table[lower["speaker"]] if "speaker" in lower else [None] * len(table)
+            for p, s in zip(table[column], speakers):
+                p = Path(p) if Path(p).is_absolute() else path.parent / p
+                out.append((str(p), s or None))
+        else:
+            out.append((str(path), None))
+    return out
+
+
+def _features_chunk(reader: FeatureReader, paths, cache_dir, threads: int = 1):
+    from serflow.runtime import limit_threads
+
+    limit = limit_threads(threads)  # noqa: F841 (kept while the chunk runs)
+    rows, errors = [], []
+    for path in paths:
+        try:
+            rows.append(reader.row(_read_bytes(path), path, cache_dir))
+            errors.append(None)
+        except AudioError as err:
+            rows.append(None)
+            errors.append(err.reason)
+        except Exception as err:  # one broken clip must not stop the others
+            rows.append(None)
+            errors.append(f"feature extraction failed: {err!r}")
+    return rows, errors
+
+
+def predict_files(
+    model: TrainedModel,
+    items,
+    jobs: int = 1,
+    cache_dir=None,
+    speaker_norm: str = "refuse",
+    min_speaker_clips: int = MIN_SPEAKER_CLIPS,
+    progress: bool = False,
+):
+    """One row per (path, speaker) item: path, speaker, prediction, ``proba_<label>``, note, error.
+
+    Files are read in chunks over ``jobs`` processes; the row order is the input order.
+    """
+    import pandas as pd
+    from joblib import Parallel, delayed
+
+    paths = [p for p, _ in items]
+    size = max(1, min(32, -(-len(paths) // max(1, 4 * jobs))))
+    chunks = [paths[i : i + size] for i in range(0, len(paths), size)]
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(paths), unit="clip", desc="predict", leave=False)
+    rows, errors = [], []
+    results = Parallel(n_jobs=max(1, jobs), backend="loky", return_as="generator")(
+        delayed(_features_chunk)(model.reader, chunk, cache_dir) for chunk in chunks
+    )
+    for chunk_rows, chunk_errors in results:
+        rows += chunk_rows
+        errors += chunk_errors
+        if bar:
+            bar.update(len(chunk_rows))
+    if bar:
+        bar.close()
+    ok = np.array([r is not None for r in rows], dtype=bool)
+    n_features = len(model.bundle["feature_names"])
+    x = np.vstack([r for r in rows if r is not None]) if ok.any() else np.zeros((0, n_features))
+    speakers = [s for (_, s), good in zip(items, ok) if good]
+    x, notes, norm_errors = model.normalise(x, speakers, speaker_norm, min_speaker_clips)
+    keep = np.array([e is None for e in norm_errors], dtype=bool)
+    proba = np.full((len(paths), len(model.labels)), np.nan)
+    proba[np.flatnonzero(ok)[keep]] = model.predict_proba(x[keep])
+    all_notes = [""] * len(paths)
+    for j, i in enumerate(np.flatnonzero(ok)):
+        all_notes[i] = notes[j]
+        if norm_errors[j]:
+            errors[i] = norm_errors[j]
+    predicted = ~np.isnan(proba).any(axis=1)
+    out = pd.DataFrame({"path": paths})
+    if any(s is not None for _, s in items):
+        out["speaker"] = [s for _, s in items]
+    labels = model.labels
+    out["prediction"] = [labels[int(np.argmax(p))] if good else "" for p, good in zip(proba, predicted)]
+    for i, label in enumerate(labels):
+        out[f"proba_{label}"] = proba[:, i]
+    if model.speaker_norm or model.bundle.get("domain_norm"):
+        out["normalisation"] = all_notes
+    out["error"] = [e or "" for e in errors]
+    return out

@@ -1,0 +1,171 @@
+"""Pseudo-speakers (``speakers: cluster``) and test-domain normalisation (``domain_norm``)."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import run_snakemake
+
+from serflow.speakers import SpeakerClustering, clustering_quality, group_names
+from serflow.training import evaluate_run, fit_final
+
+
+def voices(n_speakers=8, per_speaker=30, n_emotions=4, emotion_strength=1.0, seed=0):
+    """Synthetic voice features: a speaker offset and an emotion shift in every column."""
+    rng = np.random.default_rng(seed)
+    speakers = np.repeat(np.arange(n_speakers), per_speaker)
+    emotions = rng.integers(0, n_emotions, len(speakers))
+    x = rng.normal(size=(n_speakers, 40))[speakers] * 3.0 + rng.normal(size=(len(speakers), 40)) * 0.5
+    x += emotion_strength * np.eye(n_emotions)[emotions] @ rng.normal(size=(n_emotions, 40))
+    return x, speakers, np.array([f"e{e}" for e in emotions], dtype=object)
+
+
+def test_clusters_recover_speakers_and_their_number():
+    x, speakers, labels = voices()
+    clustering = SpeakerClustering(min_groups=2, max_groups=20)
+    groups = clustering.fit_predict(x, labels)
+    q = clustering_quality(groups, speakers)
+    assert clustering.n_groups_ == 8 and q["adjusted_rand_index"] > 0.9 and q["purity"] > 0.95
+    assert set(clustering.scores_) == set(range(2, 21))
+    assert groups[0] == 0 and group_names(np.array([0, 9]))[1] == "g10"  # stable names
+
+
+def test_removing_emotion_directions_leaves_no_emotion_in_the_embedding():
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import cross_val_score
+
+    x, speakers, labels = voices(emotion_strength=4.0)
+
+    def emotion_accuracy(embedding):
+        return cross_val_score(LogisticRegression(max_iter=2000), embedding, labels, cv=5).mean()
+
+    assert emotion_accuracy(SpeakerClustering(remove_label_directions=False).embed(x, labels)) > 0.9
+    assert emotion_accuracy(SpeakerClustering().embed(x, labels)) < 0.45  # 4 emotions: chance 0.25
+    # Unlabelled clips (the test split) are grouped too, with the same projection.
+    some = labels.copy()
+    some[::3] = None
+    groups = SpeakerClustering(n_groups=8).fit_predict(x, some)
+    assert clustering_quality(groups, speakers)["adjusted_rand_index"] > 0.9
+
+
+@pytest.mark.emodb
+def test_emodb_voiceprint_clusters_follow_speakers_not_emotions(emodb):
+    from serflow.audio import load_audio
+    from serflow.features import Clip, Voiceprint
+
+    files = sorted(emodb.glob("*.wav"))
+    extractor = Voiceprint()
+    x = np.vstack([extractor.compute(Clip(load_audio(f, 16000), 16000)) for f in files])
+    speakers = np.array([f.name[:2] for f in files])
+    emotions = np.array([f.name[5] for f in files], dtype=object)
+    groups = SpeakerClustering(n_groups=10).fit_predict(x, emotions)
+    by_speaker = clustering_quality(groups, speakers)
+    assert by_speaker["adjusted_rand_index"] > 0.2, by_speaker  # measured 0.27
+    assert clustering_quality(groups, emotions.astype(str))["adjusted_rand_index"] < 0.05
+
+
+def _table(n=120, seed=0, test_offset=0.0):
+    rng = np.random.default_rng(seed)
+    labelled = np.arange(n) < 90
+    label = np.array(["a", "b", "c"])[np.arange(n) % 3]
+    x = rng.normal(size=(n, 6)) + np.eye(3)[np.arange(n) % 3] @ rng.normal(size=(3, 6)) * 1.5
+    x[~labelled] = x[~labelled] * 2.0 + test_offset  # the test split: another recording chain
+    t = pd.DataFrame(
+        {
+            "id": [f"c{i}" for i in range(n)],
+            "label": np.where(labelled, label, None),
+            "speaker": [f"g{i % 6}" for i in range(n)],
+            "split": np.where(labelled, "train", "test"),
+        }
+    )
+    for j in range(6):
+        t[f"f{j}"] = x[:, j]
+    return t, [f"f{j}" for j in range(6)]
+
+
+def test_domain_norm_makes_test_predictions_invariant_to_the_test_domain():
+    near, cols = _table(test_offset=0.0)
+    far, _ = _table(test_offset=25.0)
+    model = {"kind": "logreg", "params": {"C": 1.0}, "domain_norm": True}
+    _, p_near = fit_final(near, cols, model)
+    _, p_far = fit_final(far, cols, model)
+    proba = [c for c in p_near.columns if c.startswith("proba_")]
+    np.testing.assert_allclose(p_near[proba].to_numpy(), p_far[proba].to_numpy(), atol=1e-9)
+    _, plain = fit_final(far, cols, {"kind": "logreg", "params": {"C": 1.0}})
+    assert not np.allclose(plain[proba].to_numpy(), p_far[proba].to_numpy(), atol=1e-3)
+
+
+def test_estimated_speakers_group_folds_and_block_per_group_normalisation():
+    table, cols = _table()
+    table.attrs["speakers_estimated"] = True
+    _, m = evaluate_run(table, cols, {"kind": "logreg", "speaker_norm": True}, {"n_bootstrap": 50})
+    assert m["protocol"] == "group_kfold" and m["speakers"] == "estimated" and m["n_folds"] == 5
+    assert m["speaker_norm"].startswith("none (requested, but the speakers are estimated")
+    for fold in m["folds"]:
+        assert len(fold["test_speakers"]) >= 1
+    _, m = evaluate_run(table, cols, {"kind": "logreg", "domain_norm": True}, {"n_bootstrap": 50})
+    assert m["model"]["domain_norm"] is True
+    table.attrs["speakers_estimated"] = False
+    _, m = evaluate_run(table, cols, {"kind": "logreg"}, {"n_bootstrap": 50})
+    assert m["protocol"] == "loso" and m["speakers"] == "given"
+
+
+@pytest.fixture(scope="module")
+def competition_without_speakers(tmp_path_factory):
+    """A competition-style folder (no speaker ids) from the demo generator's 12 voices."""
+    from serflow.demo import generate_demo_corpus
+
+    root = tmp_path_factory.mktemp("competition")
+    generate_demo_corpus(root / "gen", n_train=96, n_test=24, n_speakers=12, seed=4)
+    train = pd.read_csv(root / "gen/train.csv")
+    test = pd.read_csv(root / "gen/test.csv")
+    pd.DataFrame({"id": train["id"], "path": "gen/" + train["path"], "label": train["label"]}).to_csv(
+        root / "train.csv", index=False
+    )
+    pd.DataFrame({"id": test["id"], "path": "gen/" + test["path"]}).to_csv(root / "test.csv", index=False)
+    truth = pd.concat([train[["id", "speaker"]], test[["id", "speaker"]]]).set_index("id")["speaker"]
+    return root, truth
+
+
+def test_workflow_with_cluster_speakers_and_domain_norm(competition_without_speakers, tmp_path):
+    root, truth = competition_without_speakers  # (the demo's 12 voices overlap: see the README)
+    config = {
+        "datasets": [
+            {
+                "name": "comp",
+                "adapter": "competition",
+                "root": str(root),
+                "id_column": "id",
+                "path_column": "path",
+                "label_column": "label",
+                "speakers": "cluster",
+                "speaker_clusters": {"max_groups": 20},
+            }
+        ],
+        "feature_tables": ["all"],
+        "models": {
+            "logreg": {"kind": "logreg", "params": {"C": 0.1}},
+            "logreg_dn": {"kind": "logreg", "params": {"C": 0.1}, "domain_norm": True},
+        },
+        "runs": [{"feature_sets": ["all"], "models": ["logreg", "logreg_dn"]}],
+        "evaluation": {"n_bootstrap": 100},
+    }
+    run_snakemake(tmp_path, config)
+    res = tmp_path / "results/comp"
+    summary = json.loads((res / "speakers.json").read_text())
+    assert summary["n_clips"] == 120 and "against_known_speakers" not in summary  # the folder has no ids
+    groups = pd.read_parquet(res / "speakers.parquet").set_index("id")["speaker"]
+    assert sorted(groups.index) == sorted(truth.index)  # training and test clips alike
+    assert 4 <= groups.nunique() == summary["n_groups"] <= 20
+    table = pd.read_parquet(res / "features/all.parquet")
+    assert table["speaker"].str.fullmatch(r"g\d+").all()
+    assert not any(c.startswith("voiceprint_") for c in table.columns)  # not in the all set
+    for run in ("all-logreg", "all-logreg_dn"):
+        m = json.loads((res / f"runs/{run}/metrics.json").read_text())
+        assert m["protocol"] == "group_kfold" and m["speakers"] == "estimated" and m["speaker_independent"]
+    subs = json.loads((res / "submissions.json").read_text())
+    assert subs["best_speakers"] == "estimated" and subs["best_protocol"] == "group_kfold"
+    assert subs["best_normalisation"] == ("test domain" if subs["best"] == "all-logreg_dn" else "none")
+    report = (tmp_path / "results/report.html").read_text()
+    assert "Speakers were estimated" in report and f"in {summary['n_groups']} groups by voice" in report
