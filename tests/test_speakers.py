@@ -161,9 +161,13 @@ def test_workflow_with_cluster_speakers_and_domain_norm(competition_without_spea
     table = pd.read_parquet(res / "features/all.parquet")
     assert table["speaker"].str.fullmatch(r"g\d+").all()
     assert not any(c.startswith("voiceprint_") for c in table.columns)  # not in the all set
+    uar = {}
     for run in ("all-logreg", "all-logreg_dn"):
         m = json.loads((res / f"runs/{run}/metrics.json").read_text())
         assert m["protocol"] == "group_kfold" and m["speakers"] == "estimated" and m["speaker_independent"]
+        assert m["model"].get("domain_norm", False) == run.endswith("_dn")
+        uar[run] = m["uar"]
+    assert uar["all-logreg"] != uar["all-logreg_dn"]  # the normalisation reached the folds
     subs = json.loads((res / "submissions.json").read_text())
     assert subs["best_speakers"] == "estimated" and subs["best_protocol"] == "group_kfold"
     assert subs["best_normalisation"] == ("test domain" if subs["best"] == "all-logreg_dn" else "none")

@@ -51,7 +51,8 @@ def make_folds(
     corpora where speakers repeat. ``dataset_split`` uses the dataset's own
     ``splits`` ("train" / "test" per clip). ``stratify`` (random split): True keeps
     the label proportions, ``"stratum"`` the proportions of ``strata`` (one value per
-    clip, such as a genre: seed 002's split).
+    clip, such as a genre: seed 002's split); with ``group_kfold``, True keeps label
+    proportions across the group folds (``StratifiedGroupKFold``).
     """
     from sklearn.model_selection import GroupKFold, LeaveOneGroupOut, StratifiedKFold, train_test_split
 
@@ -68,6 +69,11 @@ def make_folds(
     if protocol == "group_kfold":
         if len(set(groups)) < n_splits:
             raise ValueError(f"group k-fold needs at least {n_splits} speakers (found {len(set(groups))})")
+        if stratify is True:  # label proportions kept across folds, as far as the groups allow
+            from sklearn.model_selection import StratifiedGroupKFold
+
+            splitter = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=random_state)
+            return list(splitter.split(x, y, groups))
         return list(GroupKFold(n_splits=n_splits).split(x, y, groups))
     if protocol == "stratified_kfold":
         return list(StratifiedKFold(n_splits=n_splits, shuffle=True, random_state=random_state).split(x, y))

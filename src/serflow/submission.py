@@ -135,8 +135,8 @@ def write_submissions(
         best_path=str(best_path),
         best_score=m[metric],
         # How far the score can be trusted: the protocol, its speakers and the normalisation.
-        best_protocol=m["protocol"],
-        best_speaker_independent=m["speaker_independent"],
+        best_protocol=m.get("protocol"),
+        best_speaker_independent=m.get("speaker_independent"),
         best_speakers=m.get("speakers", "given" if m.get("n_speakers") else "unknown"),
         best_normalisation=normalisation(m),
     )

@@ -134,9 +134,10 @@ def prepare_run(table, columns, model: dict, evaluation: dict | None = None) -> 
         raise ValueError(f"need at least two labels to train, found {labels}")
     y = labelled["label"].astype(str).map({lab: i for i, lab in enumerate(labels)}).to_numpy()
     groups = _speakers(labelled)
-    asked = ev["protocol"]
-    if asked == "auto" and table.attrs.get("speakers_estimated"):
-        asked = "group_kfold"  # a held-out fold of several groups, like an unseen test split
+    asked, stratify = ev["protocol"], ev["stratify"]
+    if table.attrs.get("speakers_estimated") and asked in ("auto", "group_kfold"):
+        # Held-out folds of several groups with every label, like an unseen test split.
+        asked, stratify = "group_kfold", True
     protocol = resolve_protocol(asked, groups)
     folds = make_folds(
         y,
@@ -145,7 +146,7 @@ def prepare_run(table, columns, model: dict, evaluation: dict | None = None) -> 
         n_splits=ev["n_splits"],
         random_state=ev["random_state"],
         test_size=ev["test_size"],
-        stratify=ev["stratify"],
+        stratify=stratify,
         splits=labelled["split"].astype(str).to_numpy(),
         strata=_strata(labelled),
     )
@@ -312,6 +313,7 @@ def fit_final(table, columns, model: dict, evaluation: dict | None = None, threa
     train = table[is_train]
     unlabelled = table["label"].isna().to_numpy()
     if model.get("domain_norm"):
+        x_all = np.array(x_all)  # a table's matrix can be read-only
         x_all[is_train] = standardize(x_all[is_train])
         if unlabelled.sum() >= 2:
             x_all[unlabelled] = standardize(x_all[unlabelled])

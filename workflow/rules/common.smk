@@ -90,7 +90,7 @@ def model_config(wildcards):
     m = PLAN.models[wildcards.model]
     keys = ("kind", "params", "grid", "class_weight", "speaker_norm")
     cfg = {k: m.get(k) for k in keys}
-    for key, unset in (("feature_groups", None), ("scale", True)):
+    for key, unset in (("feature_groups", None), ("scale", True), ("domain_norm", False)):
         if m.get(key, unset) != unset:  # only when set: other models keep their params
             cfg[key] = m[key]
     return cfg
