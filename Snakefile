@@ -20,3 +20,18 @@ rule all:
     input:
         all_outputs(),
     localrule: True
+
+
+onsuccess:
+    from serflow.summary import closing_summary
+
+    print(
+        closing_summary(
+            {
+                n: (ds.run_names, ds.evaluation["metric"])
+                for n, ds in DATASETS.items()
+            },
+            report="results/report.html",
+        ),
+        file=sys.stderr,
+    )

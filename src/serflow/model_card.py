@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 from serflow.evaluation import SPEAKER_DEPENDENT
+from serflow.submission import normalisation
 
 
 def _interval(metrics: dict, key: str) -> str:
@@ -28,7 +29,13 @@ def model_card(bundle: dict, metrics: dict) -> str:
         "",
         "## Training data",
         f"- Dataset `{dataset}`: {training.get('n_clips', metrics.get('n_clips'))} labelled clips, "
-        + (f"{speakers} speakers." if speakers else "speakers unknown (no speaker ids)."),
+        + (
+            "speakers unknown (no speaker ids)."
+            if not speakers
+            else f"{speakers} groups of clips by voice (speakers estimated, `speakers: cluster`)."
+            if training.get("speakers", metrics.get("speakers")) == "estimated"
+            else f"{speakers} speakers."
+        ),
         "",
         "| label | clips |",
         "|---|---|",
@@ -37,14 +44,16 @@ def model_card(bundle: dict, metrics: dict) -> str:
         "## Evaluation",
         f"- Protocol `{metrics['protocol']}`, {metrics['n_folds']} folds: "
         + (
-            "speaker-independent (no test speaker in training)."
+            "grouped by estimated speakers (clusters of voices), so approximately speaker-independent."
+            if independent and metrics.get("speakers") == "estimated"
+            else "speaker-independent (no test speaker in training)."
             if independent
             else "**speaker-dependent**: speakers are shared between training and test folds (or unknown),"
             " so expect less on new voices."
         ),
         f"- UAR {_interval(metrics, 'uar')}, accuracy {_interval(metrics, 'accuracy')}, "
         f"macro-F1 {metrics['macro_f1']:.3f} (95% bootstrap intervals over clips).",
-        f"- Normalisation: {metrics.get('speaker_norm', 'none')}.",
+        f"- Normalisation: {normalisation(metrics)}.",
         "",
         "| label | recall | precision | clips |",
         "|---|---|---|---|",

@@ -92,11 +92,16 @@ def _runs(blocks, feature_sets: dict, models: dict, where: str) -> list[tuple[st
     return pairs
 
 
-def build_plan(config: dict) -> Plan:
-    """The plan of a config that passed the schema (defaults filled in)."""
-    models = config["models"]
+def build_plan(config: dict, default_models: dict | None = None) -> Plan:
+    """The plan of a config that passed the schema (defaults filled in).
+
+    ``default_models`` (the schema's): models a config's own ``models`` add to; without
+    ``runs``, the runs are the config's own models (or the defaults when it has none).
+    """
+    own = list(config["models"])
+    models = {**(default_models or {}), **config["models"]}
     feature_sets = {**FEATURE_SETS, **{k: tuple(v) for k, v in config.get("feature_sets", {}).items()}}
-    default_runs = config.get("runs") or [{"feature_sets": list(DEFAULT_RUN_SETS), "models": list(models)}]
+    default_runs = config.get("runs") or [{"feature_sets": list(DEFAULT_RUN_SETS), "models": own}]
     names = [d["name"] for d in config["datasets"]]
     if len(set(names)) != len(names):
         raise PlanError("config key 'datasets': names must be unique")

@@ -342,6 +342,7 @@ def fit_final(table, columns, model: dict, evaluation: dict | None = None, threa
             "n_clips": len(train),
             "clips_per_label": {lab: int(n) for lab, n in zip(labels, np.bincount(y, minlength=len(labels)))},
             "n_speakers": None if train["speaker"].isna().any() else int(train["speaker"].nunique()),
+            "speakers": speaker_source(train),
         },
         "feature_names": list(columns),
         "column_groups": _column_groups(table, columns),

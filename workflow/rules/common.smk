@@ -15,21 +15,42 @@ os.environ.update(
     PYTHONPATH=os.pathsep.join(p for p in (SRC, os.environ.get("PYTHONPATH")) if p)
 )
 
+import yaml
+
+from serflow.checks import check_datasets, unknown_keys
 from serflow.features import FeatureSpec
 from serflow.manifest import listing_digest
-from serflow.plan import build_plan, read_all_entries, run_cost
+from serflow.plan import PlanError, build_plan, read_all_entries, run_cost
 from serflow.submission import sample_submission_path
 
 min_version("9.0")
 
-
+SCHEMA = os.path.join(
+    str(workflow.current_basedir), "..", "schemas", "config.schema.yaml"
+)
+with open(SCHEMA, encoding="utf-8") as _f:
+    _schema = yaml.safe_load(_f)
+_unknown = unknown_keys(config, _schema)
+if _unknown:  # one line each, before the schema's own message (the whole schema)
+    raise PlanError("\n".join(_unknown))
 validate(config, schema="../schemas/config.schema.yaml")
 
 # Every check of the config against itself, and the corpus tables, before any job.
-PLAN = build_plan(config)
+# A config's own models add to the default ones (runs can name both).
+PLAN = build_plan(config, _schema["properties"]["models"]["default"])
 read_all_entries(PLAN)
+for _warning in check_datasets(PLAN):
+    print(f"serflow: warning: {_warning}", file=sys.stderr)
 DATASETS = PLAN.datasets
 SHARDS = PLAN.shards
+try:
+    if workflow.cores > (os.cpu_count() or 1):
+        print(
+            f"serflow: note: --cores {workflow.cores}, but this machine has {os.cpu_count()} CPUs",
+            file=sys.stderr,
+        )
+except Exception:  # a dry run without --cores
+    pass
 
 
 wildcard_constraints:
@@ -90,7 +111,11 @@ def model_config(wildcards):
     m = PLAN.models[wildcards.model]
     keys = ("kind", "params", "grid", "class_weight", "speaker_norm")
     cfg = {k: m.get(k) for k in keys}
-    for key, unset in (("feature_groups", None), ("scale", True), ("domain_norm", False)):
+    for key, unset in (
+        ("feature_groups", None),
+        ("scale", True),
+        ("domain_norm", False),
+    ):
         if m.get(key, unset) != unset:  # only when set: other models keep their params
             cfg[key] = m[key]
     return cfg

@@ -22,7 +22,7 @@ wc = snakemake.wildcards
 table, columns = load_table(snakemake.input.table)
 model, evaluation = snakemake.params.model, snakemake.params.evaluation
 # The model's library threads (not a param: changing them must rerun nothing).
-model_threads = snakemake.config["models"][wc.model].get("threads", 1)
+model_threads = snakemake.config["models"].get(wc.model, {}).get("threads", 1)
 log.info("%s-%s: %d clips x %d features, %s", wc.feature_set, wc.model, len(table), len(columns), model)
 
 run = prepare_run(table, columns, model, evaluation)

@@ -10,7 +10,7 @@ table, columns = load_table(snakemake.input[0])
 run = prepare_run(table, columns, snakemake.params.model, snakemake.params.evaluation)
 block, n_blocks = snakemake.params.block, snakemake.params.n_blocks
 which = [k for k in range(len(run.folds)) if k % n_blocks == block]
-model_threads = snakemake.config["models"][snakemake.wildcards.model].get("threads", 1)
+model_threads = snakemake.config["models"].get(snakemake.wildcards.model, {}).get("threads", 1)
 workers = max(1, snakemake.threads // model_threads)
 log.info("folds %s of %d in %d process(es)", which, len(run.folds), min(workers, max(1, len(which))))
 results = fit_folds(run, which, workers=workers, model_threads=model_threads)

@@ -1,0 +1,93 @@
+"""Checks before any job: config keys with a did-you-mean, and what the corpus listing shows.
+
+``unknown_keys`` runs before the schema (whose own message prints the whole schema and
+config); ``check_datasets`` after the corpus tables are read, so a speaker pattern that
+matches nothing or a table whose paths are all missing stops the run before extraction.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+from pathlib import Path
+
+from serflow.plan import Plan, PlanError
+
+#: A split with at least this share of its paths missing stops the run.
+MISSING_SHARE = 0.5
+
+
+def _suggest(key: str, known) -> str:
+    close = difflib.get_close_matches(key, sorted(known), n=1, cutoff=0.6)
+    return f"; did you mean {close[0]!r}?" if close else f" (known: {', '.join(sorted(known))})"
+
+
+def unknown_keys(config: dict, schema: dict) -> list[str]:
+    """One line per config key the schema does not know: where it is and the likely intended key."""
+    props = schema["properties"]
+    out = [
+        f"config key {key!r} (top level) is not a setting{_suggest(key, props)}"
+        for key in config
+        if key not in props
+    ]
+    model_keys = set(schema["$defs"]["model"]["properties"])
+    for name, model in (config.get("models") or {}).items():
+        for key in model or {}:
+            if key not in model_keys:
+                out.append(f"config key {key!r} (models: {name}) is not a setting{_suggest(key, model_keys)}")
+    evaluation_keys = set(schema["$defs"]["evaluation"]["properties"])
+    for key in config.get("evaluation") or {}:
+        if key not in evaluation_keys:
+            out.append(f"config key {key!r} (evaluation) is not a setting{_suggest(key, evaluation_keys)}")
+    return out
+
+
+def check_datasets(plan: Plan) -> list[str]:
+    """Warnings about every dataset's listing; raises PlanError for what would fail later.
+
+    Stops: most of a split's paths missing; a speaker protocol asked for where speaker ids
+    are missing (a ``speaker_pattern`` that matches nothing). Warns: a protocol ``auto``
+    falling back to a speaker-dependent stratified k-fold; a sample submission in the
+    folder that the config does not name.
+    """
+    warnings = []
+    for ds in plan.datasets.values():
+        entries = [e for e in ds.entries or [] if not e.error]
+        for split in ("train", "test") if not ds.generated else ():  # generated: written by a job
+            listed = [e for e in entries if e.split == split]
+            missing = [e for e in listed if not os.path.exists(e.path)]
+            if listed and len(missing) >= MISSING_SHARE * len(listed):
+                hint = {
+                    "competition": f"check root and {split}_audio_dir (paths are relative to it)",
+                    "csv": "check root and the path column (paths are relative to the table's folder)",
+                }.get(ds.adapter.name, "check root")
+                raise PlanError(
+                    f"dataset {ds.name!r}: {len(missing)} of {len(listed)} {split} paths are missing "
+                    f"(e.g. {missing[0].path}); {hint}"
+                )
+        labelled = [e for e in entries if e.label is not None]
+        no_speaker = [e for e in labelled if not e.speaker]
+        protocol = ds.evaluation["protocol"]
+        pattern = ds.config.get("speaker_pattern")
+        if pattern and no_speaker:
+            matched = len(labelled) - len(no_speaker)
+            message = f"dataset {ds.name!r}: speaker_pattern {pattern!r} matched {matched} of {len(labelled)}"
+            if protocol in ("loso", "group_kfold"):
+                raise PlanError(f"{message}; protocol {protocol} needs the speaker of every clip")
+            warnings.append(message)
+        if labelled and no_speaker and protocol == "auto" and ds.speakers != "cluster":
+            warnings.append(
+                f"dataset {ds.name!r}: {len(no_speaker)} of {len(labelled)} labelled clips have no speaker, "
+                "so protocol auto falls back to stratified_kfold: speaker-DEPENDENT scores, above what "
+                "new speakers get. Set speakers: cluster for folds grouped by estimated speakers"
+            )
+        if ds.adapter.name == "competition" and "sample_submission" not in ds.config:
+            root = Path(ds.config["root"])
+            if not (root / "sample_submission.csv").exists():
+                found = sorted(p.name for p in root.glob("*.csv") if "sample" in p.name.lower())
+                if found:
+                    warnings.append(
+                        f"dataset {ds.name!r}: {found[0]} looks like the sample submission but the config "
+                        f"does not name it: set sample_submission: {found[0]} (a generic file is written)"
+                    )
+    return warnings

@@ -1,0 +1,117 @@
+"""A newcomer's first hour: problems reported before any job, defaults merged, a closing summary."""
+
+import pandas as pd
+import pytest
+import yaml
+from conftest import REPO, run_snakemake, tone, write_wav
+
+from serflow.checks import unknown_keys
+from serflow.plan import build_plan
+
+SCHEMA = yaml.safe_load((REPO / "workflow/schemas/config.schema.yaml").read_text())
+DEFAULT_MODELS = SCHEMA["properties"]["models"]["default"]
+
+
+def folders_corpus(root, n=6):
+    for label, freq in (("calm", 150.0), ("loud", 260.0)):
+        for i in range(n):
+            write_wav(root / label / f"clip{i}.wav", tone(freq + 5 * i, seconds=0.6))
+    return root
+
+
+def dry_run(workdir, config, *args):
+    """The dry run's process, with ``out``: what Snakemake printed (it prints errors on stdout)."""
+    proc = run_snakemake(workdir, config, "-n", *args, check=False)
+    proc.out = proc.stdout + proc.stderr
+    return proc
+
+
+def started_jobs(proc) -> bool:
+    return "rule manifest:" in proc.stdout or "localrule corpus:" in proc.stdout
+
+
+def test_speaker_pattern_matching_nothing(tmp_path):
+    corpus = folders_corpus(tmp_path / "corpus")
+    ds = {"name": "mine", "adapter": "folders", "root": str(corpus), "speaker_pattern": "^spk\\d+"}
+    proc = dry_run(tmp_path, {"datasets": [ds], "evaluation": {"protocol": "loso"}})
+    assert proc.returncode != 0 and not started_jobs(proc)
+    assert "speaker_pattern '^spk\\\\d+' matched 0 of 12; protocol loso needs the speaker of every clip" in (
+        proc.out
+    )
+    proc = dry_run(tmp_path, {"datasets": [ds]})  # protocol auto: goes on, loudly
+    assert proc.returncode == 0
+    assert "speaker_pattern '^spk\\\\d+' matched 0 of 12" in proc.out
+    assert "protocol auto falls back to stratified_kfold: speaker-DEPENDENT" in proc.out
+
+
+def test_competition_paths_missing_stop_before_any_job(tmp_path):
+    root = tmp_path / "comp"
+    for i in range(4):
+        write_wav(root / "train_data" / f"t{i}.wav", tone(200.0 + 20 * i))
+    pd.DataFrame({"file_name": [f"t{i}.wav" for i in range(4)], "emotion": ["a", "b"] * 2}).to_csv(
+        root / "train.csv", index=False
+    )
+    pd.DataFrame({"file_name": ["x.wav"], "emotion": ["a"]}).to_csv(root / "sample_submit.csv", index=False)
+    ds = {
+        "name": "kaggle",
+        "adapter": "competition",
+        "root": str(root),
+        "id_column": "file_name",
+        "path_column": "file_name",
+        "label_column": "emotion",
+    }
+    proc = dry_run(tmp_path, {"datasets": [ds]})
+    assert proc.returncode != 0 and not started_jobs(proc)
+    assert "4 of 4 train paths are missing" in proc.out and "check root and train_audio_dir" in proc.out
+    proc = dry_run(tmp_path, {"datasets": [{**ds, "train_audio_dir": "train_data"}]})
+    assert proc.returncode == 0, proc.out
+    assert "sample_submit.csv looks like the sample submission but the config does not name it" in proc.out
+
+
+def test_a_typo_gets_one_line_with_the_likely_key(tmp_path):
+    config = {"datasets": [{"name": "d", "adapter": "demo"}], "evalution": {"protocol": "loso"}}
+    proc = dry_run(tmp_path, config)
+    assert proc.returncode != 0
+    assert "config key 'evalution' (top level) is not a setting; did you mean 'evaluation'?" in proc.out
+    assert len(proc.out.splitlines()) < 20  # not the schema and the whole config
+    assert unknown_keys({"models": {"m": {"kind": "svc", "grids": {}}}}, SCHEMA) == [
+        "config key 'grids' (models: m) is not a setting; did you mean 'grid'?"
+    ]
+
+
+def test_own_models_add_to_the_defaults():
+    config = {
+        "datasets": [{"name": "d", "adapter": "demo", "speakers": "given"}],
+        "models": {"mine": {"kind": "logreg", "params": {"C": 1.0}}},
+        "feature_tables": ["prosody"],
+        "extraction": {"shards": 1, "on_bad_file": "reject"},
+        "evaluation": {"protocol": "auto"},
+    }
+    plan = build_plan(config, DEFAULT_MODELS)
+    assert set(plan.models) == {*DEFAULT_MODELS, "mine"}
+    # Without runs, the runs are the config's own models (not the six defaults as well).
+    assert {m for _, m in plan.datasets["d"].runs} == {"mine"}
+    plan = build_plan(
+        {**config, "runs": [{"feature_sets": ["prosody"], "models": ["majority", "mine"]}]}, DEFAULT_MODELS
+    )
+    assert plan.datasets["d"].runs == [("prosody", "majority"), ("prosody", "mine")]
+
+
+@pytest.mark.parametrize("cores", [64])
+def test_more_cores_than_the_machine_has(tmp_path, cores):
+    proc = dry_run(tmp_path, {"datasets": [{"name": "d", "adapter": "demo"}]}, "--cores", str(cores))
+    assert proc.returncode == 0 and f"--cores {cores}, but this machine has" in proc.out
+
+
+def test_closing_summary(tmp_path):
+    config = {
+        "datasets": [{"name": "demo", "adapter": "demo", "n_train": 40, "n_test": 8, "seed": 3}],
+        "models": {"mine": {"kind": "logreg", "params": {"C": 1.0}}},
+        "runs": [{"feature_sets": ["prosody"], "models": ["majority", "mine"]}],
+        "evaluation": {"n_bootstrap": 100},
+    }
+    proc = run_snakemake(tmp_path, config)
+    summary = proc.stderr[proc.stderr.index("serflow summary") :]
+    assert "demo: 48 clips (40 labelled, 8 test), 0 rejected" in summary
+    assert "loso, speaker-independent;" in summary and "other runs within its interval" in summary
+    assert "submission: results/demo/submission.csv" in summary and "report: results/report.html" in summary
