@@ -31,7 +31,7 @@ onsuccess:
                 n: (ds.run_names, ds.evaluation["metric"])
                 for n, ds in DATASETS.items()
             },
-            report="results/report.html",
+            report=config["report"],
         ),
         file=sys.stderr,
     )

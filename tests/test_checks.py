@@ -109,9 +109,13 @@ def test_closing_summary(tmp_path):
         "models": {"mine": {"kind": "logreg", "params": {"C": 1.0}}},
         "runs": [{"feature_sets": ["prosody"], "models": ["majority", "mine"]}],
         "evaluation": {"n_bootstrap": 100},
+        "report": "results/mine.html",  # one report per config
     }
     proc = run_snakemake(tmp_path, config)
+    assert (tmp_path / "results/mine.html").stat().st_size > 0 and not (
+        tmp_path / "results/report.html"
+    ).exists()
     summary = proc.stderr[proc.stderr.index("serflow summary") :]
     assert "demo: 48 clips (40 labelled, 8 test), 0 rejected" in summary
     assert "loso, speaker-independent;" in summary and "other runs within its interval" in summary
-    assert "submission: results/demo/submission.csv" in summary and "report: results/report.html" in summary
+    assert "submission: results/demo/submission.csv" in summary and "report: results/mine.html" in summary

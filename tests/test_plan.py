@@ -34,6 +34,16 @@ def test_default_plan():
     assert ds.evaluation["metric"] == "uar" and ds.on_bad_file == "reject"
 
 
+@pytest.mark.parametrize("n_train, shards", [(40, 2), (1440, 3), (20000, 32)])
+def test_auto_shards_follow_the_corpus_not_the_machine(n_train, shards):
+    from serflow.plan import read_all_entries
+
+    cfg = config(datasets=[{"name": "demo", "adapter": "demo", "n_train": n_train, "n_test": 0}])
+    plan = build_plan(cfg)
+    read_all_entries(plan)
+    assert len(plan.shards) == shards
+
+
 def test_tables_join_only_the_extractors_their_groups_need():
     cfg = config(
         features={"extended": True, "frames": {"streams": ["mel", "f0"]}, "signal": True},

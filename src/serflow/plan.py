@@ -9,7 +9,6 @@ Snakemake. Reading the corpus tables (``entries``) is separate: it touches the d
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 
 from serflow.adapters import ADAPTERS, Adapter
@@ -53,11 +52,18 @@ class DatasetPlan:
         return self.adapter.generate is not None
 
 
+#: ``extraction.shards: auto``: one shard per this many clips of the largest dataset, within
+#: the bounds below; from the corpus, not the machine, so results move between machines.
+CLIPS_PER_SHARD = 500
+AUTO_SHARDS = (2, 32)
+
+
 @dataclass
 class Plan:
     datasets: dict[str, DatasetPlan]
     models: dict[str, dict]
     n_shards: int
+    auto_shards: bool = False  # n_shards follows the corpus size once entries are read
 
     @property
     def shards(self) -> list[str]:
@@ -158,17 +164,25 @@ def build_plan(config: dict, default_models: dict | None = None) -> Plan:
             speakers=speakers,
         )
     shards = config["extraction"]["shards"]
-    n_shards = (os.cpu_count() or 1) if shards == "auto" else int(shards)
-    return Plan(datasets, models, n_shards)
+    if shards == "auto":
+        return Plan(datasets, models, AUTO_SHARDS[0], auto_shards=True)
+    return Plan(datasets, models, int(shards))
 
 
 def read_all_entries(plan: Plan, results: str = "results") -> None:
-    """List every dataset's clips (``DatasetPlan.entries``); table errors raise PlanError."""
+    """List every dataset's clips (``DatasetPlan.entries``); table errors raise PlanError.
+
+    With ``extraction.shards: auto`` this sets the shard count from the largest dataset.
+    """
     for ds in plan.datasets.values():
         try:
             ds.entries = read_entries(ds.config, results)
         except ManifestError as err:
             raise PlanError(f"dataset {ds.name!r}: {err}") from None
+    if plan.auto_shards:
+        largest = max((len(ds.entries) for ds in plan.datasets.values()), default=0)
+        low, high = AUTO_SHARDS
+        plan.n_shards = min(high, max(low, -(-largest // CLIPS_PER_SHARD)))
 
 
 #: Seconds of one model fit per (clip x feature), measured: logistic regression on EmoDB,

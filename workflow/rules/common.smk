@@ -342,5 +342,5 @@ def all_outputs():
     return (
         tables
         + expand("results/{dataset}/rejected.csv", dataset=DATASETS)
-        + ["results/report.html"]
+        + [config["report"]]
     )

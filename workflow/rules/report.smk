@@ -3,7 +3,7 @@ rule report:
         unpack(report_inputs),
     output:
         report(
-            "results/report.html",
+            config["report"],
             category="Report",
             caption="../report/report_html.rst",
         ),
