@@ -119,3 +119,6 @@ def test_closing_summary(tmp_path):
     assert "demo: 48 clips (40 labelled, 8 test), 0 rejected" in summary
     assert "loso, speaker-independent;" in summary and "other runs within its interval" in summary
     assert "submission: results/demo/submission.csv" in summary and "report: results/mine.html" in summary
+    # Another selection metric refits nothing: only the submissions and the report rerun.
+    proc = run_snakemake(tmp_path, {**config, "evaluation": {"n_bootstrap": 100, "metric": "accuracy"}}, "-n")
+    assert "rule train:" not in proc.stdout and "submissions:" in proc.stdout and "report:" in proc.stdout

@@ -90,7 +90,7 @@ def model_card(bundle: dict, metrics: dict) -> str:
         "eliciting emotions (acted or natural) bound where these scores hold. On other corpora, "
         "microphones or languages expect lower accuracy.",
         f"- It only knows the labels {', '.join(labels)}: any other state is forced into one of them.",
-        "- Scores are averages over the evaluation folds; per-speaker scores are in the run's metrics.json.",
+        "- Scores pool the out-of-fold predictions of every fold; per-speaker scores are in metrics.json.",
     ]
     if not independent:
         lines.append("- The evaluation shares speakers between training and test folds: it is optimistic.")

@@ -263,7 +263,8 @@ def summarize_run(run: RunData, results: dict, n_features: int):
             "speaker_norm": bool(run.model.get("speaker_norm", False)),
             **({"domain_norm": True} if run.model.get("domain_norm") else {}),
         },
-        "evaluation": ev,
+        # The metric that picks the best run is not a setting of this run's evaluation.
+        "evaluation": {k: v for k, v in ev.items() if k != "metric"},
     }
     return predictions, metrics
 

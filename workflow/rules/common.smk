@@ -160,7 +160,8 @@ def fold_blocks(wildcards):
 
 
 def evaluation_config(wildcards):
-    return DATASETS[wildcards.dataset].evaluation
+    """The evaluation settings a run's fits depend on (not the metric that picks the best run)."""
+    return {k: v for k, v in DATASETS[wildcards.dataset].evaluation.items() if k != "metric"}
 
 
 def run_files(wildcards, name):

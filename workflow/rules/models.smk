@@ -77,6 +77,6 @@ rule submissions:
         runs=run_names,
         dataset=dataset_config,
         sample=sample_submission,
-        metric=lambda wc: evaluation_config(wc)["metric"],
+        metric=lambda wc: DATASETS[wc.dataset].evaluation["metric"],
     script:
         "../scripts/submissions.py"
