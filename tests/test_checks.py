@@ -77,6 +77,12 @@ def test_a_typo_gets_one_line_with_the_likely_key(tmp_path):
     assert unknown_keys({"models": {"m": {"kind": "svc", "grids": {}}}}, SCHEMA) == [
         "config key 'grids' (models: m) is not a setting; did you mean 'grid'?"
     ]
+    assert unknown_keys(
+        {"datasets": [{"name": "k", "adapter": "competition", "train_audio": "x"}]}, SCHEMA
+    ) == [
+        "config key 'train_audio' (datasets: k, adapter competition) is not a setting;"
+        " did you mean 'train_audio_dir'?"
+    ]
 
 
 def test_own_models_add_to_the_defaults():

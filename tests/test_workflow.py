@@ -98,7 +98,9 @@ def test_extractor_parameter_change_recomputes_features(demo_run):
 def test_invalid_config_stops_before_any_job(tmp_path):
     proc = run_snakemake(tmp_path, {**DEMO, "featurs": {}}, check=False)
     assert proc.returncode != 0
-    assert "featurs" in proc.stderr and "was unexpected" in proc.stderr
+    assert "config key 'featurs' (top level) is not a setting; did you mean 'features'?" in (
+        proc.stdout + proc.stderr
+    )
     proc = run_snakemake(tmp_path, {**DEMO, "features": {"n_mfcc": "13"}}, check=False)
     assert proc.returncode != 0 and "n_mfcc" in proc.stderr
     assert not (tmp_path / "results").exists()

@@ -11,6 +11,7 @@ import difflib
 import os
 from pathlib import Path
 
+from serflow.adapters import ADAPTERS, COMMON_KEYS
 from serflow.plan import Plan, PlanError
 
 #: A split with at least this share of its paths missing stops the run.
@@ -35,6 +36,15 @@ def unknown_keys(config: dict, schema: dict) -> list[str]:
         for key in model or {}:
             if key not in model_keys:
                 out.append(f"config key {key!r} (models: {name}) is not a setting{_suggest(key, model_keys)}")
+    for ds in config.get("datasets") or []:
+        adapter = ADAPTERS.get(ds.get("adapter")) if isinstance(ds, dict) else None
+        if adapter is None:
+            continue  # the schema names the adapters
+        dataset_keys = {*COMMON_KEYS, *adapter.keys}
+        for key in ds:
+            if key not in dataset_keys:
+                where = f"datasets: {ds.get('name', '?')}, adapter {adapter.name}"
+                out.append(f"config key {key!r} ({where}) is not a setting{_suggest(key, dataset_keys)}")
     evaluation_keys = set(schema["$defs"]["evaluation"]["properties"])
     for key in config.get("evaluation") or {}:
         if key not in evaluation_keys:

@@ -134,7 +134,7 @@ class TrainedModel:
         return Path(cache) if cache and Path(cache).is_dir() else None
 
     def normalise(self, x: np.ndarray, speakers=None, speaker_norm: str = "refuse", min_clips: int = 0):
-        """(rows ready for the model, note per row, error per row) for a speaker-normalised model.
+        """(rows ready for the model, note per row, error per row): normalised as in training.
 
         Rows whose speaker has at least ``min_clips`` (default ``MIN_SPEAKER_CLIPS``) rows
         are standardised with that speaker's statistics; the others are scaled with the
@@ -150,10 +150,8 @@ class TrainedModel:
         if self.bundle.get("domain_norm") and n:
             if n >= min_clips:
                 return _standardize(x), [f"test domain ({n} clips)"] * n, errors
-            std = self.bundle["feature_std"]
-            scaled = (x - self.bundle["feature_mean"]) / np.where(std > 0, std, 1.0)
             note = f"training statistics: fewer than {min_clips} clips to form a test domain"
-            return scaled, [note] * n, errors
+            return self._training_scaled(x), [note] * n, errors
         if not self.speaker_norm or n == 0:
             return x, notes, errors
         out = np.array(x, dtype=np.float64)
@@ -171,8 +169,7 @@ class TrainedModel:
                 else f"speaker '{spk[i]}' has {counts[spk[i]]} clip(s), fewer than {min_clips}"
             )
             if speaker_norm == "global" and "feature_mean" in self.bundle:
-                std = self.bundle["feature_std"]
-                out[i] = (x[i] - self.bundle["feature_mean"]) / np.where(std > 0, std, 1.0)
+                out[i] = self._training_scaled(x[i])
                 notes[i] = f"global scaling: {why}"
             elif speaker_norm == "global":
                 errors[i] = (
@@ -184,6 +181,10 @@ class TrainedModel:
                     " per speaker, or use global scaling (--speaker-norm global)"
                 )
         return out, notes, errors
+
+    def _training_scaled(self, x: np.ndarray) -> np.ndarray:
+        std = self.bundle["feature_std"]
+        return (x - self.bundle["feature_mean"]) / np.where(std > 0, std, 1.0)
 
     def predict_proba(self, x: np.ndarray) -> np.ndarray:
         """Class probabilities (one thread: the same numbers on any machine and any ``--jobs``)."""
@@ -250,7 +251,8 @@ def predict_files(
     min_speaker_clips: int = MIN_SPEAKER_CLIPS,
     progress: bool = False,
 ):
-    """One row per (path, speaker) item: path, speaker, prediction, ``proba_<label>``, note, error.
+    """One row per (path, speaker) item: path, speaker (when given), prediction, ``proba_<label>``,
+    normalisation (normalising models) and error.
 
     Files are read in chunks over ``jobs`` processes; the row order is the input order.
     """
