@@ -27,7 +27,7 @@ def test_default_plan():
     ds = plan.datasets["demo"]
     assert ds.features.names == ["descriptors"] and ds.generated
     assert list(ds.tables) == ["prosody", "mfcc", "mfcc_deltas", "spectral", "mel", "all"]
-    models = ["majority", "svc", "logreg", "random_forest", "xgboost", "mlp"]
+    models = ["majority", "svc", "logreg", "random_forest", "xgboost", "mlp", "logreg_spk"]
     assert ds.run_names == [f"{fs}-{m}" for fs in ("prosody", "mfcc_deltas", "all") for m in models]
     assert ds.table_extractors("all") == ["descriptors"]
     assert plan.shards == ["000", "001", "002"]
