@@ -56,7 +56,7 @@ class Predictor:
         rows.append(self._row(data, "upload"))
         x = np.vstack(rows)
         x, notes, _ = self.model.normalise(x, ["you"] * len(x), "global", MIN_SPEAKER_CLIPS)
-        if len(x) < MIN_SPEAKER_CLIPS:
+        if self.model.speaker_norm and len(x) < MIN_SPEAKER_CLIPS:
             more = MIN_SPEAKER_CLIPS - len(x)
             notes[-1] = (
                 f"global scaling (training statistics): enrol {more} more clip(s) to normalise per speaker"
@@ -68,7 +68,7 @@ class Predictor:
             "label": labels[int(np.argmax(proba))],
             "labels": labels,
             "probabilities": {lab: float(p) for lab, p in zip(labels, proba)},
-            "normalisation": notes[-1] if self.model.speaker_norm else "none",
+            "normalisation": notes[-1] or "none",
             "duration_s": round(len(y) / self.model.reader.sample_rate, 3),
             "waveform": waveform_envelope(y),
             "logmel_png": logmel_png(y, self.model.reader.sample_rate),
