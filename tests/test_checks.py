@@ -128,3 +128,28 @@ def test_closing_summary(tmp_path):
     # Another selection metric refits nothing: only the submissions and the report rerun.
     proc = run_snakemake(tmp_path, {**config, "evaluation": {"n_bootstrap": 100, "metric": "accuracy"}}, "-n")
     assert "rule train:" not in proc.stdout and "submissions:" in proc.stdout and "report:" in proc.stdout
+
+
+def test_serflow_check_names_the_yaml_line_and_the_key(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    serflow = str(Path(sys.executable).with_name("serflow"))
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(
+        'datasets:\n  - name: mine\n    adapter: folders\n    speaker_pattern: "^(?P<speaker>\\d+)_"\n'
+    )
+    proc = subprocess.run([serflow, "check", str(bad)], capture_output=True, text=True)
+    assert proc.returncode == 2
+    assert f"{bad}, line 4, column" in proc.stderr and "write regexes in single quotes" in proc.stderr
+    typo = tmp_path / "typo.yaml"
+    typo.write_text("datasets: []\nevalution: {}\n")
+    proc = subprocess.run([serflow, "check", str(typo)], capture_output=True, text=True)
+    assert proc.returncode == 2 and "did you mean 'evaluation'?" in proc.stderr
+    good = tmp_path / "good.yaml"
+    good.write_text(
+        "datasets:\n  - name: mine\n    adapter: folders\n    speaker_pattern: '^(?P<speaker>\\d+)_'\n"
+    )
+    proc = subprocess.run([serflow, "check", str(good)], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr

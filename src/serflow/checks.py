@@ -18,6 +18,24 @@ from serflow.plan import Plan, PlanError
 MISSING_SHARE = 0.5
 
 
+def read_config_file(path) -> dict:
+    """A YAML config file as a dict; ValueError naming the file, line and column of a syntax error."""
+    import yaml
+
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = yaml.safe_load(f)
+    except yaml.MarkedYAMLError as err:
+        mark = err.problem_mark
+        where = f"{path}, line {mark.line + 1}, column {mark.column + 1}" if mark else str(path)
+        hint = " (in double quotes a backslash starts an escape: write regexes in single quotes)"
+        escape = "escape" in str(err.problem)
+        raise ValueError(f"{where}: {err.problem}{hint if escape else ''}") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: a config is a mapping of keys, found {type(data).__name__}")
+    return data
+
+
 def _suggest(key: str, known) -> str:
     close = difflib.get_close_matches(key, sorted(known), n=1, cutoff=0.6)
     return f"; did you mean {close[0]!r}?" if close else f" (known: {', '.join(sorted(known))})"

@@ -59,6 +59,19 @@ def _serve(args) -> int:
     return 0
 
 
+def _check(args) -> int:
+    from serflow.checks import read_config_file, unknown_keys
+
+    config = read_config_file(args.config)
+    schema = read_config_file(Path(__file__).resolve().parents[2] / "workflow/schemas/config.schema.yaml")
+    problems = unknown_keys(config, schema)
+    for line in problems:
+        print(f"error: {args.config}: {line}", file=sys.stderr)
+    if not problems:
+        print(f"{args.config}: YAML and keys look right (snakemake -n --configfile {args.config}: the rest)")
+    return 2 if problems else 0
+
+
 def parser() -> argparse.ArgumentParser:
     from serflow.predict import MIN_SPEAKER_CLIPS, SPEAKER_NORM_CHOICES
 
@@ -103,6 +116,13 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--max-upload-mb", type=float, default=20.0, help="largest upload (default: %(default)s)")
     s.add_argument("--threads", type=int, default=1, help="library threads (default: %(default)s)")
     s.set_defaults(run=_serve)
+    c = sub.add_parser(
+        "check",
+        help="check a config file: YAML syntax (with the line) and unknown keys (with a did-you-mean)",
+        description="Snakemake reports a YAML error without file or line; this names both.",
+    )
+    c.add_argument("config", type=Path, help="a config file (YAML)")
+    c.set_defaults(run=_check)
     return ap
 
 
