@@ -44,9 +44,15 @@ def proba_columns(table):
     return [c for c in table.columns if c.startswith("proba_")]
 
 
-@pytest.mark.emodb
+def workflow_outputs(emodb_models):
+    """(the workflow's `all` feature table, its manifest indexed by id) of the trained models."""
+    workdir = emodb_models.parents[2]
+    table, _ = load_table(workdir / "results/emodb3/features/all.parquet")
+    return table, pd.read_parquet(workdir / "results/emodb3/manifest.parquet").set_index("id")
+
+
 def test_help_on_every_subcommand():
-    for args in (["--help"], ["predict", "--help"], ["serve", "--help"]):
+    for args in (["--help"], ["predict", "--help"], ["serve", "--help"], ["check", "--help"]):
         proc = serflow(*args)
         assert proc.returncode == 0 and "usage: serflow" in proc.stdout
 
@@ -83,8 +89,7 @@ def test_rows_equal_the_workflow_features_and_reuse_its_cache(emodb_models, tmp_
     """Predicting training clips gives exactly the probabilities of the model on the workflow's table."""
     run = emodb_models / "all-logreg"
     workdir = emodb_models.parents[2]
-    table, _ = load_table(workdir / "results/emodb3/features/all.parquet")
-    manifest = pd.read_parquet(workdir / "results/emodb3/manifest.parquet").set_index("id")
+    table, manifest = workflow_outputs(emodb_models)
     ids = list(table["id"][:12])
     csv = tmp_path / "clips.csv"
     pd.DataFrame({"path": [manifest.loc[i, "path"] for i in ids]}).to_csv(csv, index=False)
@@ -137,9 +142,7 @@ def test_speaker_normalised_model(emodb, emodb_models, tmp_path):
 def test_per_speaker_normalisation_matches_the_workflow(emodb_models, tmp_path):
     """All of a training speaker's clips, named as one speaker: the probabilities of the workflow's model."""
     run = emodb_models / "all-logreg_spk"
-    workdir = emodb_models.parents[2]
-    table, _ = load_table(workdir / "results/emodb3/features/all.parquet")
-    manifest = pd.read_parquet(workdir / "results/emodb3/manifest.parquet").set_index("id")
+    table, manifest = workflow_outputs(emodb_models)
     one = table[table["speaker"] == "08"]
     csv = tmp_path / "speaker08.csv"
     pd.DataFrame({"path": manifest.loc[one["id"], "path"], "speaker": "08"}).to_csv(csv, index=False)

@@ -47,16 +47,18 @@ class FeatureReader:
     def min_samples(self) -> int:
         return max(e.min_samples for e, _, _ in self.extractors)
 
-    def row(self, data: bytes, name, cache_dir=None) -> np.ndarray:
+    def row(self, data: bytes, name, cache_dir=None, y=None) -> np.ndarray:
         """The model's feature row (float64, in training column order) for one clip's bytes.
 
+        ``y``: the clip already decoded by ``decode_clip`` (else decoded here when needed).
         Raises AudioError (naming ``name``) when the clip cannot be used.
         """
         checksum = checksum_bytes(data)
         caches = [FeatureCache(cache_dir, e) if cache_dir else None for e, _, _ in self.extractors]
         values = [c.get(checksum) if c else None for c in caches]
         if any(v is None for v in values):
-            y = decode_clip(data, name, self.sample_rate, self.min_samples)
+            if y is None:
+                y = decode_clip(data, name, self.sample_rate, self.min_samples)
             clip = Clip(y, self.sample_rate)
             for i, (extractor, _, _) in enumerate(self.extractors):
                 if values[i] is None:

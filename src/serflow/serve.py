@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import io
+from html import escape
 
 import numpy as np
 from fastapi import FastAPI, Request
@@ -43,18 +44,21 @@ class Predictor:
         if n_bytes == 0:
             raise UploadError(400, f"{what} is empty (0 bytes)")
 
-    def _row(self, data: bytes, what: str) -> np.ndarray:
+    def _decode(self, data: bytes, what: str) -> tuple[np.ndarray, np.ndarray]:
+        """(the clip at the model's rate, its feature row); UploadError when unusable."""
         self.check_size(len(data), what)
+        reader = self.model.reader
         try:
-            return self.model.reader.row(data, what)
+            y = decode_clip(data, what, reader.sample_rate, reader.min_samples)
+            return y, reader.row(data, what, y=y)
         except AudioError as err:
             raise UploadError(422, f"{what}: {err.reason}") from None
 
     def predict(self, data: bytes, enrol: list[bytes] = ()) -> dict:
         """The JSON answer for one clip (and a speaker-normalised model's enrolment clips)."""
-        rows = [self._row(d, f"enrolment clip {i + 1}") for i, d in enumerate(enrol)]
-        rows.append(self._row(data, "upload"))
-        x = np.vstack(rows)
+        rows = [self._decode(d, f"enrolment clip {i + 1}")[1] for i, d in enumerate(enrol)]
+        y, row = self._decode(data, "upload")
+        x = np.vstack([*rows, row])
         x, notes, _ = self.model.normalise(x, ["you"] * len(x), "global", MIN_SPEAKER_CLIPS)
         if self.model.speaker_norm and len(x) < MIN_SPEAKER_CLIPS:
             more = MIN_SPEAKER_CLIPS - len(x)
@@ -63,7 +67,6 @@ class Predictor:
             )
         proba = self.model.predict_proba(x[-1:])[0]
         labels = self.model.labels
-        y = decode_clip(data, "upload", self.model.reader.sample_rate)
         return {
             "label": labels[int(np.argmax(proba))],
             "labels": labels,
@@ -126,7 +129,7 @@ def create_app(model: TrainedModel, max_upload_mb: float = 20.0):
     def card():
         if not model.card.exists():
             raise UploadError(404, "this model has no model_card.md")
-        return HTMLResponse(f"<pre>{_escape(model.card.read_text(encoding='utf-8'))}</pre>")
+        return HTMLResponse(f"<pre>{escape(model.card.read_text(encoding='utf-8'))}</pre>")
 
     @app.post("/predict")
     async def predict(request: Request):
@@ -156,12 +159,6 @@ def _is_file(value) -> bool:
     from starlette.datastructures import UploadFile
 
     return isinstance(value, UploadFile)
-
-
-def _escape(text: str) -> str:
-    from html import escape
-
-    return escape(text)
 
 
 def serve(model: TrainedModel, host: str = "127.0.0.1", port: int = 8000, max_upload_mb=20.0, threads=1):

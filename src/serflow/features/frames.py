@@ -19,7 +19,7 @@ import numpy as np
 
 from serflow.features.base import Clip, Extractor
 from serflow.features.functionals import check_functionals, deltas, functionals
-from serflow.features.pitch import yin
+from serflow.features.pitch import clip_yin
 
 STREAMS = ("spectrogram", "mel", "mfcc", "mfcc_delta", "mfcc_delta2", "f0")
 
@@ -122,11 +122,10 @@ class Frames(Extractor):
             if "mfcc_delta2" in wanted:
                 blocks["mfcc_delta2"] = deltas(mfcc, self.delta_width, 2)
         if "f0" in wanted:
-            f0, _ = yin(
-                clip.y,
+            f0, _ = clip_yin(
+                clip,
                 fmin=self.f0_min,
                 fmax=self.f0_max,
-                sr=self.sample_rate,
                 frame_length=self.f0_frame_length,
                 hop_length=self.hop_length,
             )

@@ -58,3 +58,18 @@ def yin(
     shift[ok] = -b[ok] / a[ok]
     f0 = sr / (min_period + period + shift)
     return f0, mid
+
+
+def clip_yin(clip, *, fmin: float, fmax: float, frame_length: int, hop_length: int):
+    """``yin`` of a ``Clip`` at its sample rate, computed once per clip and parameters."""
+    return clip.memo(
+        ("yin", fmin, fmax, frame_length, hop_length),
+        lambda: yin(
+            clip.y,
+            fmin=fmin,
+            fmax=fmax,
+            sr=clip.sample_rate,
+            frame_length=frame_length,
+            hop_length=hop_length,
+        ),
+    )

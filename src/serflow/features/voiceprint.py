@@ -14,7 +14,7 @@ from typing import ClassVar
 import numpy as np
 
 from serflow.features.base import Clip, Extractor
-from serflow.features.pitch import yin
+from serflow.features.pitch import clip_yin
 
 F0_PERCENTILES = (10, 50, 90)
 
@@ -65,19 +65,17 @@ class Voiceprint(Extractor):
         log_mel = log_mel[:, active]
         mfcc = librosa.feature.mfcc(S=log_mel, n_mfcc=self.voice_n_mfcc)[1:]
         ltas = log_mel.mean(axis=1)
-        f0, aperiodicity = yin(
-            clip.y,
+        f0, aperiodicity = clip_yin(
+            clip,
             fmin=self.f0_min,
             fmax=self.f0_max,
-            sr=self.sample_rate,
             frame_length=self.f0_frame_length,
             hop_length=self.hop_length,
         )
         n = min(len(f0), len(active))
         voiced = (aperiodicity[:n] < 0.2) & active[:n]
-        log_f0 = (
-            np.log(f0[:n][voiced]) if voiced.any() else np.log(np.array([np.sqrt(self.f0_min * self.f0_max)]))
-        )
+        middle = np.array([np.sqrt(self.f0_min * self.f0_max)])  # no voiced frame
+        log_f0 = np.log(f0[:n][voiced] if voiced.any() else middle)
         pitch = np.percentile(log_f0, F0_PERCENTILES)
         row = np.concatenate([mfcc.mean(axis=1), mfcc.std(axis=1), ltas - ltas.mean(), pitch])
         return np.nan_to_num(row, nan=0.0, posinf=0.0, neginf=0.0).astype(np.float32)
