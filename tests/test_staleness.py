@@ -1,9 +1,12 @@
-"""Adding one clip reruns one shard job, also when shard lists are larger than Snakemake checksums."""
+"""Reruns of what changed only: one new clip reruns one shard job (also when shard lists
+are larger than Snakemake checksums); scoring settings and other columns refit nothing."""
 
+import json
 import os
 
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 import pytest
 from conftest import job_counts, run_snakemake, tone, write_wav
 
@@ -64,3 +67,39 @@ def test_one_new_clip_reruns_one_shard_job_with_lists_over_1_mb(tmp_path):
     assert any("shards/" in r and ".digest" in r for r in reason)
     assert len(pd.read_parquet(tmp_path / "results/big/features/prosody.parquet")) == 4001
     assert np.isfinite(pd.read_parquet(tmp_path / "results/big/features/prosody.parquet")["f0_mean"]).all()
+
+
+def test_scoring_settings_and_other_columns_refit_nothing(tmp_path):
+    config = {
+        "datasets": [{"name": "demo", "adapter": "demo", "n_train": 24, "n_test": 8, "seed": 4}],
+        "extraction": {"shards": 2},
+        "feature_tables": ["prosody", "mfcc"],
+        "runs": [
+            {"feature_sets": ["prosody"], "models": ["majority", "logreg"]},
+            {"feature_sets": ["mfcc"], "models": ["majority"]},
+        ],
+        "evaluation": {"n_bootstrap": 20},
+    }
+    run_snakemake(tmp_path, config)
+    runs = tmp_path / "results/demo/runs"
+    fitted = {p.parent.name: p.stat().st_mtime_ns for p in runs.glob("*/model.joblib")}
+
+    # Interval settings: every run rescored, none refitted.
+    config["evaluation"] = {"n_bootstrap": 30}
+    dry = run_snakemake(tmp_path, config, "-n")
+    assert "rule train:" not in dry.stdout and "rule score:" in dry.stdout
+    counts = job_counts(run_snakemake(tmp_path, config))
+    assert "train" not in counts and counts["score"] == 3
+    metrics = json.loads((runs / "prosody-logreg/metrics.json").read_text())
+    assert metrics["evaluation"]["n_bootstrap"] == 30 and len(metrics["uar_ci95"]) == 2
+
+    # n_mfcc: every table is rebuilt (one extractor makes both), but only the runs whose
+    # table content changed are refitted and rescored.
+    config["features"] = {"n_mfcc": 16}
+    counts = job_counts(run_snakemake(tmp_path, config))
+    assert counts["extract_features"] == 2 and counts["feature_table"] == 2
+    assert counts["train"] == 1 and counts["score"] == 1
+    after = {p.parent.name: p.stat().st_mtime_ns for p in runs.glob("*/model.joblib")}
+    assert {r for r in fitted if after[r] != fitted[r]} == {"mfcc-majority"}
+    names = pq.read_schema(tmp_path / "results/demo/features/mfcc.parquet").names
+    assert "mfcc15_mean" in names and "mfcc16_mean" not in names

@@ -20,6 +20,8 @@ EVALUATION_DEFAULTS = {
     "random_state": 0,
     "metric": "uar",
 }
+#: Settings that change scores or the choice of the best run, never a fit.
+SCORING_KEYS = ("metric", "n_bootstrap")
 PROTOCOLS = ("loso", "group_kfold", "stratified_kfold", "random_split", "dataset_split")
 SPEAKER_DEPENDENT = {"stratified_kfold", "random_split"}
 

@@ -5,6 +5,7 @@ pandas is imported only where needed: extraction jobs write shards without it.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import asdict
 from importlib.metadata import PackageNotFoundError, version
@@ -101,6 +102,21 @@ def merge_feature_table(manifest_path, shards: dict, metadata: dict, speakers=No
         raise ValueError(f"non-finite values in feature column(s): {', '.join(bad[:5])}")
     meta = {**metadata, "versions": package_versions(), "n_rows": table.num_rows}
     return table.replace_schema_metadata({META_KEY: json.dumps(meta, sort_keys=True)})
+
+
+def table_digest(table: pa.Table) -> str:
+    """SHA-256 of what a run reads from a feature table: its columns, their values and
+    groups; not its provenance (extractor parameters, package versions)."""
+    h = hashlib.sha256()
+    meta = json.loads((table.schema.metadata or {}).get(META_KEY, b"{}"))
+    h.update(json.dumps([meta.get("column_groups"), meta.get("speakers_estimated")], sort_keys=True).encode())
+    for name, column in zip(table.column_names, table.columns):
+        h.update(f"\0{name}\0{column.type}\0".encode())
+        if pa.types.is_floating(column.type):
+            h.update(column.to_numpy().tobytes())
+        else:
+            h.update(json.dumps(column.to_pylist()).encode())
+    return h.hexdigest()
 
 
 def collect_rejected(manifest_path, manifest_rejected, shard_paths):

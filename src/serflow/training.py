@@ -15,6 +15,7 @@ from threadpoolctl import threadpool_limits
 
 from serflow.evaluation import (
     EVALUATION_DEFAULTS,
+    SCORING_KEYS,
     SPEAKER_DEPENDENT,
     make_folds,
     resolve_protocol,
@@ -209,8 +210,9 @@ def fit_folds(run: RunData, which=None, workers: int = 1, model_threads: int = 1
     return out
 
 
-def summarize_run(run: RunData, results: dict, n_features: int):
-    """Out-of-fold predictions (DataFrame) and metrics (dict) from every fold's results."""
+def gather_run(run: RunData, results: dict, n_features: int):
+    """Out-of-fold predictions (DataFrame) and the run's facts (protocol, folds, chosen
+    parameters; a dict) from every fold's results: all that scoring needs."""
     import pandas as pd
 
     if sorted(results) != list(range(len(run.folds))):
@@ -235,8 +237,7 @@ def summarize_run(run: RunData, results: dict, n_features: int):
     for i, lab in enumerate(labels):
         predictions[f"proba_{lab}"] = proba[:, i]
     predictions = predictions[tested].reset_index(drop=True)
-    kw = _model_kwargs(run.model)
-    metrics = {
+    facts = {
         "protocol": run.protocol,
         "speaker_independent": run.protocol not in SPEAKER_DEPENDENT,
         "n_folds": len(run.folds),
@@ -245,8 +246,7 @@ def summarize_run(run: RunData, results: dict, n_features: int):
         "n_speakers": None if groups is None else len(set(groups)),
         "speakers": speaker_source(labelled),
         "speaker_norm": run.norm,
-        **score(y[tested], pred[tested], labels, n_boot=ev["n_bootstrap"], seed=ev["random_state"]),
-        "per_speaker": _per_speaker(y[tested], pred[tested], None if groups is None else groups[tested]),
+        "labels": list(labels),
         "folds": [
             {
                 "fold": k,
@@ -259,14 +259,40 @@ def summarize_run(run: RunData, results: dict, n_features: int):
         ],
         "model": {
             "kind": run.model["kind"],
-            **kw,
+            **_model_kwargs(run.model),
             "speaker_norm": bool(run.model.get("speaker_norm", False)),
             **({"domain_norm": True} if run.model.get("domain_norm") else {}),
         },
-        # The metric that picks the best run is not a setting of this run's evaluation.
-        "evaluation": {k: v for k, v in ev.items() if k != "metric"},
+        # Neither the metric that picks the best run nor the interval settings shape a fit.
+        "evaluation": {k: v for k, v in ev.items() if k not in SCORING_KEYS},
     }
-    return predictions, metrics
+    return predictions, facts
+
+
+def score_run(predictions, facts: dict, n_bootstrap: int) -> dict:
+    """A run's metrics: its ``facts`` with scores, bootstrap intervals and per-speaker
+    scores of its out-of-fold ``predictions`` (``gather_run``'s outputs)."""
+    labels = facts["labels"]
+    code = {lab: i for i, lab in enumerate(labels)}
+    y = predictions["label"].astype(str).map(code).to_numpy()
+    pred = predictions["prediction"].astype(str).map(code).to_numpy()
+    groups = None if facts["n_speakers"] is None else predictions["speaker"].astype(str).to_numpy()
+    seed = facts["evaluation"]["random_state"]
+    tail = ("folds", "model", "evaluation")
+    return {
+        **{k: v for k, v in facts.items() if k not in tail},
+        **score(y, pred, labels, n_boot=n_bootstrap, seed=seed),
+        "per_speaker": _per_speaker(y, pred, groups),
+        "folds": facts["folds"],
+        "model": facts["model"],
+        "evaluation": {**facts["evaluation"], "n_bootstrap": n_bootstrap},
+    }
+
+
+def summarize_run(run: RunData, results: dict, n_features: int):
+    """Out-of-fold predictions (DataFrame) and metrics (dict) from every fold's results."""
+    predictions, facts = gather_run(run, results, n_features)
+    return predictions, score_run(predictions, facts, run.evaluation["n_bootstrap"])
 
 
 def evaluate_run(

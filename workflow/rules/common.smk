@@ -18,6 +18,7 @@ os.environ.update(
 import yaml
 
 from serflow.checks import check_datasets, unknown_keys
+from serflow.evaluation import SCORING_KEYS
 from serflow.features import FeatureSpec
 from serflow.manifest import listing_digest
 from serflow.plan import PlanError, build_plan, read_all_entries, run_cost
@@ -160,8 +161,9 @@ def fold_blocks(wildcards):
 
 
 def evaluation_config(wildcards):
-    """The evaluation settings a run's fits depend on (not the metric that picks the best run)."""
-    return {k: v for k, v in DATASETS[wildcards.dataset].evaluation.items() if k != "metric"}
+    """The evaluation settings a run's fits depend on (not those of scoring)."""
+    ev = DATASETS[wildcards.dataset].evaluation
+    return {k: v for k, v in ev.items() if k not in SCORING_KEYS}
 
 
 def run_files(wildcards, name):

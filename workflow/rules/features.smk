@@ -54,13 +54,17 @@ rule speakers:
         "../scripts/speakers.py"
 
 
-rule feature_table:
+# A checkpoint: once a table is rebuilt, runs are re-planned and those whose table
+# content (the digest) did not change are not refitted (say, after a parameter that
+# only other columns depend on).
+checkpoint feature_table:
     input:
         manifest="results/{dataset}/manifest.parquet",
         shards=table_shards,
         speakers=speaker_groups,
     output:
-        "results/{dataset}/features/{feature_set}.parquet",
+        table="results/{dataset}/features/{feature_set}.parquet",
+        digest="results/{dataset}/features/{feature_set}.digest",
     log:
         "logs/{dataset}/feature_table/{feature_set}.log",
     benchmark:

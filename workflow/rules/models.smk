@@ -1,6 +1,14 @@
+# A run reads its table (ancient: the file's time does not matter) and reruns when the
+# table's content digest changes.
+TABLE = {
+    "table": ancient("results/{dataset}/features/{feature_set}.parquet"),
+    "digest": "results/{dataset}/features/{feature_set}.digest",
+}
+
+
 rule train_folds:
     input:
-        "results/{dataset}/features/{feature_set}.parquet",
+        **TABLE,
     output:
         "results/{dataset}/runs/{feature_set}-{model}/folds/{block}.joblib",
     log:
@@ -24,21 +32,14 @@ rule train_folds:
 
 rule train:
     input:
-        table="results/{dataset}/features/{feature_set}.parquet",
+        **TABLE,
         folds=fold_blocks,
     output:
         predictions="results/{dataset}/runs/{feature_set}-{model}/predictions.parquet",
-        metrics=report(
-            "results/{dataset}/runs/{feature_set}-{model}/metrics.json",
-            category="Runs",
-            subcategory="{dataset}",
-            caption="../report/metrics.rst",
-            labels={"feature set": "{feature_set}", "model": "{model}"},
-        ),
+        cv="results/{dataset}/runs/{feature_set}-{model}/cv.json",
         model="results/{dataset}/runs/{feature_set}-{model}/model.joblib",
         test="results/{dataset}/runs/{feature_set}-{model}/test_predictions.parquet",
         importance="results/{dataset}/runs/{feature_set}-{model}/importance.csv",
-        card="results/{dataset}/runs/{feature_set}-{model}/model_card.md",
     log:
         "logs/{dataset}/train/{feature_set}-{model}.log",
     benchmark:
@@ -54,6 +55,36 @@ rule train:
         evaluation=evaluation_config,
     script:
         "../scripts/train.py"
+
+
+# Scores and intervals apart from the fit: changing n_bootstrap refits nothing. It runs
+# in Snakemake's own process: a fresh one per run would cost seconds of imports.
+rule score:
+    input:
+        predictions="results/{dataset}/runs/{feature_set}-{model}/predictions.parquet",
+        cv="results/{dataset}/runs/{feature_set}-{model}/cv.json",
+        model="results/{dataset}/runs/{feature_set}-{model}/model.joblib",
+        # Only so that a rebuilt table re-plans this job too (Snakemake re-plans the
+        # direct dependants of a checkpoint); an equal digest reruns nothing.
+        digest=TABLE["digest"],
+    output:
+        metrics=report(
+            "results/{dataset}/runs/{feature_set}-{model}/metrics.json",
+            category="Runs",
+            subcategory="{dataset}",
+            caption="../report/metrics.rst",
+            labels={"feature set": "{feature_set}", "model": "{model}"},
+        ),
+        card="results/{dataset}/runs/{feature_set}-{model}/model_card.md",
+    log:
+        "logs/{dataset}/score/{feature_set}-{model}.log",
+    localrule: True
+    params:
+        n_bootstrap=lambda wc: DATASETS[wc.dataset].evaluation["n_bootstrap"],
+    run:
+        from serflow.scoring import score_files
+
+        score_files(*input[:3], *output, params.n_bootstrap, log[0])
 
 
 rule submissions:

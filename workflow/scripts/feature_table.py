@@ -7,7 +7,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 
 from serflow.features import REGISTRY, select_columns
-from serflow.tables import merge_feature_table
+from serflow.tables import merge_feature_table, table_digest
 
 spec = snakemake.params.table
 shards, column_groups = {}, {}
@@ -30,5 +30,6 @@ table = merge_feature_table(
     },
     speakers=snakemake.input.speakers or None,
 )
-pq.write_table(table, snakemake.output[0])
+pq.write_table(table, snakemake.output.table)
+Path(snakemake.output.digest).write_text(table_digest(table) + "\n")
 log.info("%d rows x %d features from %s", table.num_rows, len(column_groups), ", ".join(shards))

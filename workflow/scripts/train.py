@@ -6,16 +6,15 @@ from pathlib import Path
 
 import joblib
 
-from serflow.model_card import model_card
 from serflow.tables import read_metadata
 from serflow.training import (
     dumps_metrics,
     fit_final,
     fit_folds,
+    gather_run,
     importance_table,
     load_table,
     prepare_run,
-    summarize_run,
 )
 
 wc = snakemake.wildcards
@@ -35,23 +34,12 @@ else:
     workers = max(1, snakemake.threads // model_threads)
     log.info("%d outer folds in %d process(es)", len(run.folds), min(workers, len(run.folds)))
     results = fit_folds(run, workers=workers, model_threads=model_threads)
-predictions, metrics = summarize_run(run, results, len(columns))
-metrics = {
-    "dataset": wc.dataset,
-    "feature_set": wc.feature_set,
-    "run": f"{wc.feature_set}-{wc.model}",
-    **metrics,
-}
+predictions, facts = gather_run(run, results, len(columns))
+facts = {"dataset": wc.dataset, "feature_set": wc.feature_set, "run": f"{wc.feature_set}-{wc.model}", **facts}
 predictions.to_parquet(snakemake.output.predictions, index=False)
-with open(snakemake.output.metrics, "w", encoding="utf-8") as f:
-    f.write(dumps_metrics(metrics))
-log.info(
-    "%s, %d folds: UAR %.3f, accuracy %.3f",
-    metrics["protocol"],
-    metrics["n_folds"],
-    metrics["uar"],
-    metrics["accuracy"],
-)
+with open(snakemake.output.cv, "w", encoding="utf-8") as f:
+    f.write(dumps_metrics(facts))
+log.info("%s, %d folds of %d clips", facts["protocol"], facts["n_folds"], facts["n_clips"])
 
 info = {
     "dataset": wc.dataset,
@@ -63,5 +51,4 @@ bundle, test_predictions = fit_final(table, columns, model, evaluation, model_th
 joblib.dump(bundle, snakemake.output.model)
 test_predictions.to_parquet(snakemake.output.test, index=False)
 importance_table(bundle).to_csv(snakemake.output.importance, index=False)
-Path(snakemake.output.card).write_text(model_card(bundle, metrics), encoding="utf-8")
 log.info("final model refit; %d unlabelled clips predicted", len(test_predictions))

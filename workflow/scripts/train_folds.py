@@ -6,7 +6,7 @@ import joblib
 
 from serflow.training import fit_folds, load_table, prepare_run
 
-table, columns = load_table(snakemake.input[0])
+table, columns = load_table(snakemake.input.table)
 run = prepare_run(table, columns, snakemake.params.model, snakemake.params.evaluation)
 block, n_blocks = snakemake.params.block, snakemake.params.n_blocks
 which = [k for k in range(len(run.folds)) if k % n_blocks == block]
