@@ -96,14 +96,15 @@ def test_domain_norm_makes_test_predictions_invariant_to_the_test_domain():
     assert not np.allclose(plain[proba].to_numpy(), p_far[proba].to_numpy(), atol=1e-3)
 
 
-def test_estimated_speakers_group_folds_and_block_per_group_normalisation():
+def test_estimated_speakers_group_folds_and_per_group_normalisation_chosen_in_the_folds():
     table, cols = _table()
     table.attrs["speakers_estimated"] = True
     _, m = evaluate_run(table, cols, {"kind": "logreg", "speaker_norm": True}, {"n_bootstrap": 50})
     assert m["protocol"] == "group_kfold" and m["speakers"] == "estimated" and m["n_folds"] == 5
-    assert m["speaker_norm"].startswith("none (requested, but the speakers are estimated")
+    assert m["speaker_norm"] == "per estimated group or none, chosen in each training fold"
     for fold in m["folds"]:
         assert len(fold["test_speakers"]) >= 1
+        assert fold["params"]["feature_groups"] in (["as_is"], ["per_group"])
     _, m = evaluate_run(table, cols, {"kind": "logreg", "domain_norm": True}, {"n_bootstrap": 50})
     assert m["model"]["domain_norm"] is True
     table.attrs["speakers_estimated"] = False
@@ -173,3 +174,36 @@ def test_workflow_with_cluster_speakers_and_domain_norm(competition_without_spea
     assert subs["best_normalisation"] == ("test domain" if subs["best"] == "all-logreg_dn" else "none")
     report = (tmp_path / "results/report.html").read_text()
     assert "Speakers were estimated" in report and f"in {summary['n_groups']} groups by voice" in report
+
+
+def _voices_table(groups):
+    x, _, labels = voices(emotion_strength=1.5, seed=3)
+    t = pd.DataFrame(
+        {"id": [f"c{i}" for i in range(len(x))], "label": labels, "speaker": groups, "split": "train"}
+    )
+    for j in range(x.shape[1]):
+        t[f"f{j}"] = x[:, j]
+    t.attrs["speakers_estimated"] = True
+    return t, [f"f{j}" for j in range(x.shape[1])]
+
+
+def test_the_inner_folds_normalise_per_group_only_where_it_helps():
+    model = {"kind": "logreg", "speaker_norm": True, "grid": {"C": [0.1, 1.0]}}
+    _, speakers, labels = voices(emotion_strength=1.5, seed=3)
+    # Groups that are the voices: normalising per group removes the speaker offsets.
+    table, cols = _voices_table([f"g{s}" for s in speakers])
+    _, m = evaluate_run(table, cols, model, {"n_bootstrap": 20})
+    picks = [f["params"]["feature_groups"] for f in m["folds"]]
+    assert picks.count(["per_group"]) >= 4, picks
+    bundle, _ = fit_final(table, cols, model)
+    assert bundle["speaker_norm_applied"] == "per estimated group (chosen by the inner folds)"
+    assert bundle["speaker_norm"] and len(bundle["feature_names"]) == len(cols)
+    # Groups that follow emotion (as imperfect clusters can): per-group scaling would
+    # erase the labels, and the inner folds keep the features as they are.
+    halves = np.arange(len(labels)) % 2
+    table, cols = _voices_table([f"{lab}-{h}" for lab, h in zip(labels, halves)])
+    _, m = evaluate_run(table, cols, model, {"n_bootstrap": 20})
+    picks = [f["params"]["feature_groups"] for f in m["folds"]]
+    assert picks.count(["as_is"]) >= 4, picks
+    bundle, _ = fit_final(table, cols, model)
+    assert bundle["speaker_norm_applied"] == "none (chosen by the inner folds)" and not bundle["speaker_norm"]

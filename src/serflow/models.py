@@ -148,7 +148,7 @@ class GroupSelector(TransformerMixin, BaseEstimator):
         if self.groups is None or "all" in self.groups:
             self.index_ = np.arange(n)
             return self
-        unknown = set(self.groups) - set(GROUP_EXTRACTOR)
+        unknown = set(self.groups) - set(GROUP_EXTRACTOR) - set(self.column_groups)
         if unknown:
             raise ValueError(f"unknown feature group(s): {', '.join(sorted(unknown))}")
         wanted = set(self.groups)

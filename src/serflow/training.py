@@ -6,6 +6,7 @@ split, then float features); the workflow's ``train`` rule only calls these.
 
 from __future__ import annotations
 
+import functools
 import json
 import warnings
 from dataclasses import dataclass
@@ -75,11 +76,35 @@ def feature_matrix(table, columns, speaker_norm: bool = False):
         return x, "none"
     if table.attrs.get("speakers_estimated"):
         # Clusters follow emotion as well as voice: normalising per cluster was measured to
-        # destroy the emotion signal (issue 15), so it is never applied blindly.
+        # destroy the emotion signal (issue 15), so it is never applied blindly
+        # (``group_norm_choice`` lets the inner folds decide).
         return x, "none (requested, but the speakers are estimated groups: not applied)"
     if len(table) == 0 or table["speaker"].isna().any():
         return x, "none (requested, but not every clip has a speaker: global scaling only)"
     return speaker_standardize(x, table["speaker"].astype(str).to_numpy()), "per speaker"
+
+
+#: Column groups of the two halves of ``group_norm_choice``'s matrix.
+AS_IS, PER_GROUP = "as_is", "per_group"
+
+
+def group_norm_choice(table, columns, model: dict) -> np.ndarray | None:
+    """For ``speaker_norm`` over estimated speakers: the clips' features as they are, then
+    normalised per estimated group, side by side (``AS_IS`` and ``PER_GROUP`` columns), for
+    the inner folds to choose one half like ``feature_groups``. None where it does not apply
+    (given speakers, no ``speaker_norm``, or the model's own ``feature_groups``)."""
+    estimated = table.attrs.get("speakers_estimated") and len(table) and table["speaker"].notna().all()
+    if not (model.get("speaker_norm") and estimated) or model.get("feature_groups"):
+        return None
+    x = table[columns].to_numpy(dtype=np.float64)
+    return np.hstack([x, speaker_standardize(x, table["speaker"].astype(str).to_numpy())])
+
+
+def _norm_choice_kwargs(n_columns: int) -> dict:
+    return {
+        "column_groups": [AS_IS] * n_columns + [PER_GROUP] * n_columns,
+        "feature_groups": [[AS_IS], [PER_GROUP]],
+    }
 
 
 def standardize(x: np.ndarray) -> np.ndarray:
@@ -122,12 +147,16 @@ class RunData:
     evaluation: dict
     model: dict
     column_groups: list[str] | None
+    norm_choice: bool = False  # x holds both halves of ``group_norm_choice``
 
 
 def prepare_run(table, columns, model: dict, evaluation: dict | None = None) -> RunData:
     """The labelled clips, label coding, protocol and outer folds of one run."""
     ev = {**EVALUATION_DEFAULTS, **(evaluation or {})}
     x_all, norm = feature_matrix(table, columns, model.get("speaker_norm", False))
+    both = group_norm_choice(table, columns, model)
+    if both is not None:
+        x_all, norm = both, "per estimated group or none, chosen in each training fold"
     has_label = table["label"].notna().to_numpy()
     labelled = table[has_label].reset_index(drop=True)
     labels = sorted(labelled["label"].astype(str).unique())
@@ -153,7 +182,7 @@ def prepare_run(table, columns, model: dict, evaluation: dict | None = None) -> 
     )
     return RunData(
         labelled, x_all[has_label], y, labels, groups, protocol, folds, norm, ev, model,
-        _column_groups(table, columns),
+        _column_groups(table, columns), both is not None,
     )  # fmt: skip
 
 
@@ -166,6 +195,9 @@ def _fit_fold(run: RunData, k: int, threads: int):
     x_train, x_test = run.x[train], run.x[test]
     if run.model.get("domain_norm"):  # each side with its own statistics, as train and test splits
         x_train, x_test = standardize(x_train), standardize(x_test)
+    kwargs = {"column_groups": run.column_groups, **_model_kwargs(run.model)}
+    if run.norm_choice:
+        kwargs.update(_norm_choice_kwargs(x_train.shape[1] // 2))
     with threadpool_limits(limits=threads):
         fitted = fit_model(
             run.model["kind"],
@@ -175,8 +207,7 @@ def _fit_fold(run: RunData, k: int, threads: int):
             threads=threads,
             random_state=run.evaluation["random_state"],
             inner_splits=run.evaluation["inner_splits"],
-            column_groups=run.column_groups,
-            **_model_kwargs(run.model),
+            **kwargs,
         )
         proba = np.zeros((len(test), len(run.labels)))
         proba[:, present] = fitted.predict_proba(x_test)
@@ -334,30 +365,37 @@ def fit_final(table, columns, model: dict, evaluation: dict | None = None, threa
     ev = {**EVALUATION_DEFAULTS, **(evaluation or {})}
     speaker_norm = bool(model.get("speaker_norm", False))
     x_all, norm = feature_matrix(table, columns, speaker_norm)
+    both = group_norm_choice(table, columns, model)
     is_train = table["label"].notna().to_numpy()
     if resolve_protocol(ev["protocol"], _speakers(table[is_train])) == "dataset_split":
         is_train &= (table["split"] == "train").to_numpy()
     train = table[is_train]
     unlabelled = table["label"].isna().to_numpy()
-    if model.get("domain_norm"):
-        x_all = np.array(x_all)  # a table's matrix can be read-only
-        x_all[is_train] = standardize(x_all[is_train])
-        if unlabelled.sum() >= 2:
-            x_all[unlabelled] = standardize(x_all[unlabelled])
     labels = sorted(train["label"].astype(str).unique())
     y = train["label"].astype(str).map({lab: i for i, lab in enumerate(labels)}).to_numpy()
+    fit = functools.partial(
+        fit_model,
+        model["kind"],
+        y=y,
+        groups=_speakers(train),
+        threads=threads,
+        random_state=ev["random_state"],
+        inner_splits=ev["inner_splits"],
+    )
+    if both is not None:
+        # The inner folds choose between the halves, as in each training fold; the saved
+        # model is then fitted on the chosen one alone (the same search, the same pick).
+        if model.get("domain_norm"):
+            both = _domain_standardize(both, is_train, unlabelled)
+        with threadpool_limits(limits=threads):
+            search = fit(both[is_train], **{**_model_kwargs(model), **_norm_choice_kwargs(len(columns))})
+        per_group = chosen_params(search, model["kind"]).get("feature_groups") == [PER_GROUP]
+        x_all = both[:, len(columns) :] if per_group else both[:, : len(columns)]
+        norm = f"{'per estimated group' if per_group else 'none'} (chosen by the inner folds)"
+    elif model.get("domain_norm"):
+        x_all = _domain_standardize(x_all, is_train, unlabelled)
     with threadpool_limits(limits=threads):  # the same numbers whatever the job's thread count
-        fitted = fit_model(
-            model["kind"],
-            x_all[is_train],
-            y,
-            _speakers(train),
-            threads=threads,
-            random_state=ev["random_state"],
-            inner_splits=ev["inner_splits"],
-            column_groups=_column_groups(table, columns),
-            **_model_kwargs(model),
-        )
+        fitted = fit(x_all[is_train], column_groups=_column_groups(table, columns), **_model_kwargs(model))
     raw = table.loc[is_train, columns].to_numpy(dtype=np.float64)
     bundle = {
         "model": fitted,
@@ -376,6 +414,7 @@ def fit_final(table, columns, model: dict, evaluation: dict | None = None, threa
         "kind": model["kind"],
         "chosen_params": chosen_params(fitted, model["kind"]),
         "importance": feature_importance(fitted, model["kind"], columns),
+        # A model whose inner folds chose per-group scaling normalises new clips per speaker.
         "speaker_norm": speaker_norm and not norm.startswith("none"),
         "speaker_norm_applied": norm,
         "domain_norm": bool(model.get("domain_norm")),
@@ -383,6 +422,15 @@ def fit_final(table, columns, model: dict, evaluation: dict | None = None, threa
         **(info or {}),
     }
     return bundle, predict(bundle, table[unlabelled], x_all[unlabelled])
+
+
+def _domain_standardize(x, is_train, unlabelled) -> np.ndarray:
+    """Training rows and unlabelled rows each standardised with their own statistics."""
+    x = np.array(x)  # a table's matrix can be read-only
+    x[is_train] = standardize(x[is_train])
+    if unlabelled.sum() >= 2:
+        x[unlabelled] = standardize(x[unlabelled])
+    return x
 
 
 def predict(bundle: dict, table, x=None):
