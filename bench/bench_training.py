@@ -9,6 +9,9 @@ end to end, the training jobs' time and every run's LOSO UAR, and the speed-up a
 the first Snakefile.
 
     python bench/bench_training.py --snakefile OLD/Snakefile Snakefile [--cores 2] [--n-clips 1440]
+        [--baseline-recipe OLD/config/recipes/emodb_best.yaml]
+
+``--baseline-recipe`` gives the first Snakefile the recipe as it was at that commit.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--snakefile", type=Path, nargs="+", default=[REPO / "Snakefile"])
     ap.add_argument("--recipe", type=Path, default=REPO / "config/recipes/emodb_best.yaml")
+    ap.add_argument("--baseline-recipe", type=Path, default=None, help="the first Snakefile's recipe")
     ap.add_argument("--n-clips", type=int, default=1440)
     ap.add_argument("--speakers", type=int, default=24)
     ap.add_argument("--emotions", type=int, default=8)
@@ -58,12 +62,13 @@ def main() -> None:
         print(f"corpus: {args.n_clips} clips written in {time.perf_counter() - start:.0f} s to {corpus}")
         for name in ("test.csv", "sample_submission.csv"):  # no test split: as a user's folder
             (corpus / name).unlink()
-    recipe = yaml.safe_load(args.recipe.read_text())
-    config = {k: v for k, v in recipe.items() if k != "datasets"}
-    config["datasets"] = [{"name": "scale", "adapter": "competition", "root": str(corpus)}]
-    config["extraction"] = {"shards": args.cores}
     rows = []
     for i, snakefile in enumerate(args.snakefile):
+        recipe_path = args.baseline_recipe if i == 0 and args.baseline_recipe else args.recipe
+        recipe = yaml.safe_load(recipe_path.read_text())
+        config = {k: v for k, v in recipe.items() if k != "datasets"}
+        config["datasets"] = [{"name": "scale", "adapter": "competition", "root": str(corpus)}]
+        config["extraction"] = {"shards": args.cores}
         work = root / f"work{i}"
         work.mkdir(exist_ok=True)
         (work / "config.yaml").write_text(yaml.safe_dump(config))
