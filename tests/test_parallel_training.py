@@ -7,15 +7,7 @@ import pandas as pd
 import pytest
 from conftest import job_counts, run_snakemake
 
-from serflow.training import (
-    dumps_metrics,
-    evaluate_run,
-    fit_final,
-    fit_folds,
-    fit_folds_and_final,
-    prepare_run,
-    summarize_run,
-)
+from serflow.training import dumps_metrics, evaluate_run, fit_folds, prepare_run, summarize_run
 
 
 def table(n=96, n_speakers=6, seed=0):
@@ -43,22 +35,6 @@ def test_parallel_folds_equal_sequential_ones():
     assert all(
         f["params"]["C"] in MODEL["grid"]["C"] for f in seq_metrics["folds"]
     )  # each fold's search chose
-
-
-def test_the_refit_beside_the_folds_equals_the_refit_after_them():
-    t, cols = table(seed=2)
-    t.loc[t.index[-6:], "label"] = None  # unlabelled clips: the refit predicts them
-    run = prepare_run(t, cols, MODEL, {"n_bootstrap": 50})
-    results, (bundle, test) = fit_folds_and_final(run, t, cols, workers=2)
-    alone, (bundle_alone, test_alone) = fit_folds(run), fit_final(t, cols, MODEL, {"n_bootstrap": 50})
-    assert sorted(results) == list(range(len(run.folds)))
-    for k in results:
-        np.testing.assert_array_equal(results[k][0], alone[k][0])
-        assert results[k][1] == alone[k][1]
-    pd.testing.assert_frame_equal(test, test_alone, check_exact=True)
-    assert len(test) == 6 and bundle["chosen_params"] == bundle_alone["chosen_params"]
-    coef = [b["model"].best_estimator_[-1].coef_ for b in (bundle, bundle_alone)]
-    np.testing.assert_array_equal(*coef)
 
 
 def test_blocks_of_folds_are_gathered_into_the_same_metrics():
@@ -100,7 +76,7 @@ def test_workflow_fold_jobs_and_workers_give_identical_results(tmp_path):
         run = workdir / "results/demo/runs/mfcc-logreg"
         log = (workdir / "logs/demo/train/mfcc-logreg.log").read_text()
         if name == "workers":
-            assert "4 outer folds and the refit in 2 process(es)" in log
+            assert "4 outer folds in 2 process(es)" in log
         if name == "jobs":
             assert "gathered 4 folds from 3 fold jobs" in log
         outputs[name] = {

@@ -241,37 +241,6 @@ def fit_folds(run: RunData, which=None, workers: int = 1, model_threads: int = 1
     return out
 
 
-def _keyed(key, fn, *args):
-    return key, fn(*args)
-
-
-def fit_folds_and_final(run: RunData, table, columns, workers: int = 1, model_threads: int = 1, info=None):
-    """``fit_folds`` and ``fit_final`` in one pool of ``workers`` processes: the refit is
-    one more task, started first (it is the longest), so no core idles while it runs.
-
-    Returns (fold number -> fold results, (bundle, test predictions)); equal to calling
-    both one after the other.
-    """
-    from joblib import Parallel, delayed, parallel_config
-
-    final_args = (table, columns, run.model, run.evaluation, model_threads, info)
-    workers = max(1, min(workers, len(run.folds) + 1))
-    if workers == 1:
-        return fit_folds(run, model_threads=model_threads), fit_final(*final_args)
-    progress = Progress(len(run.folds), f"{run.model['kind']} folds", every_s=0.0)
-    tasks = [delayed(_keyed)("final", fit_final, *final_args)]
-    tasks += [delayed(_keyed)(k, _fit_fold, run, k, model_threads) for k in range(len(run.folds))]
-    results, final = {}, None
-    with parallel_config(backend="loky", inner_max_num_threads=model_threads):
-        for key, result in Parallel(n_jobs=workers, return_as="generator_unordered")(tasks):
-            if key == "final":
-                final = result
-            else:
-                results[key] = result
-                progress.step()
-    return dict(sorted(results.items())), final
-
-
 def gather_run(run: RunData, results: dict, n_features: int):
     """Out-of-fold predictions (DataFrame) and the run's facts (protocol, folds, chosen
     parameters; a dict) from every fold's results: all that scoring needs."""

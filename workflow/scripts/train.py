@@ -10,7 +10,7 @@ from serflow.tables import read_metadata
 from serflow.training import (
     dumps_metrics,
     fit_final,
-    fit_folds_and_final,
+    fit_folds,
     gather_run,
     importance_table,
     load_table,
@@ -23,12 +23,6 @@ model, evaluation = snakemake.params.model, snakemake.params.evaluation
 # The model's library threads (not a param: changing them must rerun nothing).
 model_threads = snakemake.config["models"].get(wc.model, {}).get("threads", 1)
 log.info("%s-%s: %d clips x %d features, %s", wc.feature_set, wc.model, len(table), len(columns), model)
-info = {
-    "dataset": wc.dataset,
-    "feature_set": wc.feature_set,
-    "features": read_metadata(snakemake.input.table),
-    "cache_dir": str(Path(snakemake.config["cache_dir"]).resolve()),  # reused by serflow predict
-}
 
 run = prepare_run(table, columns, model, evaluation)
 if snakemake.input.folds:  # fitted by the run's fold jobs
@@ -36,18 +30,24 @@ if snakemake.input.folds:  # fitted by the run's fold jobs
     for path in snakemake.input.folds:
         results.update(joblib.load(path))
     log.info("gathered %d folds from %d fold jobs", len(results), len(snakemake.input.folds))
-    bundle, test_predictions = fit_final(table, columns, model, evaluation, model_threads, info)
 else:
-    workers = min(max(1, snakemake.threads // model_threads), len(run.folds) + 1)
-    log.info("%d outer folds and the refit in %d process(es)", len(run.folds), workers)
-    results, final = fit_folds_and_final(run, table, columns, workers, model_threads, info)
-    bundle, test_predictions = final
+    workers = max(1, snakemake.threads // model_threads)
+    log.info("%d outer folds in %d process(es)", len(run.folds), min(workers, len(run.folds)))
+    results = fit_folds(run, workers=workers, model_threads=model_threads)
 predictions, facts = gather_run(run, results, len(columns))
 facts = {"dataset": wc.dataset, "feature_set": wc.feature_set, "run": f"{wc.feature_set}-{wc.model}", **facts}
 predictions.to_parquet(snakemake.output.predictions, index=False)
 with open(snakemake.output.cv, "w", encoding="utf-8") as f:
     f.write(dumps_metrics(facts))
 log.info("%s, %d folds of %d clips", facts["protocol"], facts["n_folds"], facts["n_clips"])
+
+info = {
+    "dataset": wc.dataset,
+    "feature_set": wc.feature_set,
+    "features": read_metadata(snakemake.input.table),
+    "cache_dir": str(Path(snakemake.config["cache_dir"]).resolve()),  # reused by serflow predict
+}
+bundle, test_predictions = fit_final(table, columns, model, evaluation, model_threads, info)
 joblib.dump(bundle, snakemake.output.model)
 test_predictions.to_parquet(snakemake.output.test, index=False)
 importance_table(bundle).to_csv(snakemake.output.importance, index=False)
