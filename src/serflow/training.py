@@ -153,10 +153,11 @@ class RunData:
 def prepare_run(table, columns, model: dict, evaluation: dict | None = None) -> RunData:
     """The labelled clips, label coding, protocol and outer folds of one run."""
     ev = {**EVALUATION_DEFAULTS, **(evaluation or {})}
-    x_all, norm = feature_matrix(table, columns, model.get("speaker_norm", False))
     both = group_norm_choice(table, columns, model)
     if both is not None:
         x_all, norm = both, "per estimated group or none, chosen in each training fold"
+    else:
+        x_all, norm = feature_matrix(table, columns, model.get("speaker_norm", False))
     has_label = table["label"].notna().to_numpy()
     labelled = table[has_label].reset_index(drop=True)
     labels = sorted(labelled["label"].astype(str).unique())
@@ -364,8 +365,9 @@ def fit_final(table, columns, model: dict, evaluation: dict | None = None, threa
     """
     ev = {**EVALUATION_DEFAULTS, **(evaluation or {})}
     speaker_norm = bool(model.get("speaker_norm", False))
-    x_all, norm = feature_matrix(table, columns, speaker_norm)
     both = group_norm_choice(table, columns, model)
+    if both is None:
+        x_all, norm = feature_matrix(table, columns, speaker_norm)
     is_train = table["label"].notna().to_numpy()
     if resolve_protocol(ev["protocol"], _speakers(table[is_train])) == "dataset_split":
         is_train &= (table["split"] == "train").to_numpy()
