@@ -101,6 +101,10 @@ def test_params_validation_and_cache_key():
     assert Descriptors(n_mfcc=20).cache_key() != Descriptors().cache_key()
     # a parameter only another extractor has leaves this one's key alone
     assert Descriptors.from_config({"contrast_bands": 4}).cache_key() == Descriptors().cache_key()
+    # YAML's 500 and the class default 500.0 are one setting, so one cache (config/config.yaml
+    # writes ints; a script building the extractor gets floats)
+    assert Descriptors.from_config({"f0_min": 60, "f0_max": 500}).cache_key() == Descriptors().cache_key()
+    assert Descriptors(f0_max=400.5).cache_key() != Descriptors().cache_key()
     more = Descriptors(n_mfcc=20, n_mels=64, functionals=("mean", "p01", "p99"))
     assert len(feature_names(more)) == len(extract_features(tone(), more))
 

@@ -134,7 +134,12 @@ class Extractor:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
 
     def cache_params(self) -> dict:
-        return {k: v for k, v in self.params().items() if k not in self.OUTPUT_FIELDS}
+        # 500 and 500.0 are one setting: YAML gives ints where the class defaults are floats.
+        return {
+            k: int(v) if isinstance(v, float) and v.is_integer() else v
+            for k, v in self.params().items()
+            if k not in self.OUTPUT_FIELDS
+        }
 
     def cache_key(self) -> str:
         """Hash of what shapes the cached values: parameters, version, library versions."""
