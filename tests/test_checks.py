@@ -1,11 +1,14 @@
 """A newcomer's first hour: problems reported before any job, defaults merged, a closing summary."""
 
+import re
+import subprocess
+
 import pandas as pd
 import pytest
 import yaml
-from conftest import REPO, run_snakemake, tone, write_wav
+from conftest import REPO, SNAKEMAKE, SNAKEMAKE_ENV, run_snakemake, tone, write_wav
 
-from serflow.checks import unknown_keys
+from serflow.checks import coerce_text_values, unknown_keys
 from serflow.plan import build_plan
 
 SCHEMA = yaml.safe_load((REPO / "workflow/schemas/config.schema.yaml").read_text())
@@ -153,3 +156,49 @@ def test_serflow_check_names_the_yaml_line_and_the_key(tmp_path):
     )
     proc = subprocess.run([serflow, "check", str(good)], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
+
+
+def test_numbers_given_as_text_by_a_profile_or_the_command_line():
+    # Snakemake reads nested --config values and a profile's config: with YAML's BaseLoader
+    config = {
+        "extraction": {"shards": "64"},
+        "training": {"fold_workers": "8"},
+        "features": {"f0_max": "400", "extended": "true", "frames": {"streams": ["mel"], "n_mels": "64"}},
+        "models": {
+            "m": {"kind": "logreg", "params": {"C": "0.1", "solver": "lbfgs"}, "speaker_norm": "true"}
+        },
+        "datasets": [{"name": "001", "adapter": "folders", "root": "7", "speaker_pattern": "^(\\d+)"}],
+    }
+    coerce_text_values(config, SCHEMA)
+    assert config["extraction"] == {"shards": 64} and config["training"] == {"fold_workers": 8}
+    assert config["features"] == {
+        "f0_max": 400.0,
+        "extended": True,
+        "frames": {"streams": ["mel"], "n_mels": 64},
+    }
+    assert config["models"]["m"] == {
+        "kind": "logreg",
+        "params": {"C": 0.1, "solver": "lbfgs"},
+        "speaker_norm": True,
+    }
+    assert config["datasets"][0] == {
+        "name": "001",
+        "adapter": "folders",
+        "root": "7",
+        "speaker_pattern": "^(\\d+)",
+    }
+
+
+def test_the_slurm_profile_as_shipped_plans_the_workflow(tmp_path):
+    """The README's SLURM command, as a dry run: the profile's own config: block must validate."""
+    corpus = folders_corpus(tmp_path / "corpus")
+    cfg = tmp_path / "my.yaml"
+    cfg.write_text(
+        yaml.safe_dump({"datasets": [{"name": "mine", "adapter": "folders", "root": str(corpus)}]})
+    )
+    cmd = [SNAKEMAKE, "-s", str(REPO / "Snakefile"), "-d", str(tmp_path), "-n"]
+    cmd += ["--workflow-profile", str(REPO / "profiles" / "slurm"), "--configfile", str(cfg)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=SNAKEMAKE_ENV)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    # the profile's 64 shards reached the plan
+    assert re.search(r"^extract_features\s+64$", proc.stdout, re.M), proc.stdout[-3000:]

@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import difflib
 import os
+import re
 from pathlib import Path
+
+import yaml
 
 from serflow.adapters import ADAPTERS, COMMON_KEYS
 from serflow.plan import Plan, PlanError
@@ -22,8 +25,6 @@ SAMPLE = 200
 
 def read_config_file(path) -> dict:
     """A YAML config file as a dict; ValueError naming the file, line and column of a syntax error."""
-    import yaml
-
     try:
         with open(path, encoding="utf-8") as f:
             data = yaml.safe_load(f)
@@ -36,6 +37,68 @@ def read_config_file(path) -> dict:
     if not isinstance(data, dict):
         raise ValueError(f"{path}: a config is a mapping of keys, found {type(data).__name__}")
     return data
+
+
+def coerce_text_values(config: dict, schema: dict) -> dict:
+    """Numbers and booleans that arrive as text, converted where the schema expects them.
+
+    Snakemake parses nested values of ``--config`` and of a profile's ``config:`` with YAML's
+    BaseLoader, so ``training: {fold_workers: 8}`` arrives as ``'8'``. Changes ``config`` in place.
+    """
+    defs = schema.get("$defs", {})
+
+    def branches(s) -> list[dict]:
+        out, todo = [], [s]
+        while todo:
+            s = todo.pop()
+            if not isinstance(s, dict):
+                continue
+            if "$ref" in s:
+                todo.append(defs[s["$ref"].rsplit("/", 1)[-1]])
+            out.append(s)
+            todo += [*s.get("oneOf", ()), *s.get("anyOf", ()), *s.get("allOf", ())]
+            todo += [s[k] for k in ("then", "else") if k in s]
+        return out
+
+    def walk(value, s):
+        subs = branches(s)
+        if isinstance(value, dict):
+            for k, v in value.items():
+                inner = [b["properties"][k] for b in subs if k in b.get("properties", {})]
+                inner += [
+                    b["additionalProperties"]
+                    for b in subs
+                    if isinstance(b.get("additionalProperties"), dict) and k not in b.get("properties", {})
+                ]
+                value[k] = walk(v, {"anyOf": inner})
+            return value
+        if isinstance(value, list):
+            inner = [b["items"] for b in subs if isinstance(b.get("items"), dict)]
+            return [walk(v, {"anyOf": inner}) for v in value]
+        if not isinstance(value, str):
+            return value
+        types: set[str] = set()
+        for b in subs:
+            if b.get("const") == value or value in b.get("enum", ()):
+                return value
+            t = b.get("type", ())
+            types.update([t] if isinstance(t, str) else t)
+        if "integer" in types and re.fullmatch(r"[+-]?\d+", value):
+            return int(value)
+        if "number" in types:
+            try:
+                return float(value)
+            except ValueError:
+                pass
+        if "boolean" in types and value.lower() in ("true", "false"):
+            return value.lower() == "true"
+        if not types:  # free-form, such as a model's params: read the text as YAML would
+            parsed = yaml.safe_load(value) if value.strip() else value
+            if isinstance(parsed, bool | int | float):
+                return parsed
+        return value
+
+    return walk(config, schema)
 
 
 def _suggest(key: str, known) -> str:

@@ -17,7 +17,7 @@ os.environ.update(
 
 import yaml
 
-from serflow.checks import check_datasets, unknown_keys
+from serflow.checks import check_datasets, coerce_text_values, unknown_keys
 from serflow.evaluation import SCORING_KEYS
 from serflow.features import FeatureSpec
 from serflow.manifest import listing_digest
@@ -31,6 +31,7 @@ SCHEMA = os.path.join(
 )
 with open(SCHEMA, encoding="utf-8") as _f:
     _schema = yaml.safe_load(_f)
+coerce_text_values(config, _schema)  # nested --config and profile values arrive as text
 _unknown = unknown_keys(config, _schema)
 if _unknown:  # one line each, before the schema's own message (the whole schema)
     raise PlanError("\n".join(_unknown))
