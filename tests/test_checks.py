@@ -167,10 +167,11 @@ def test_numbers_given_as_text_by_a_profile_or_the_command_line():
         "models": {
             "m": {"kind": "logreg", "params": {"C": "0.1", "solver": "lbfgs"}, "speaker_norm": "true"}
         },
-        "datasets": [{"name": "001", "adapter": "folders", "root": "7", "speaker_pattern": "^(\\d+)"}],
+        "datasets": [{"name": "001", "adapter": "folders", "root": "7", "label_map": {"a": "1"}}],
     }
     coerce_text_values(config, SCHEMA)
-    assert config["extraction"] == {"shards": 64} and config["training"] == {"fold_workers": 8}
+    # shards also takes text ("auto", or digits); where text is valid it is left as it is
+    assert config["extraction"] == {"shards": "64"} and config["training"] == {"fold_workers": 8}
     assert config["features"] == {
         "f0_max": 400.0,
         "extended": True,
@@ -185,7 +186,7 @@ def test_numbers_given_as_text_by_a_profile_or_the_command_line():
         "name": "001",
         "adapter": "folders",
         "root": "7",
-        "speaker_pattern": "^(\\d+)",
+        "label_map": {"a": "1"},
     }
 
 

@@ -83,6 +83,8 @@ def coerce_text_values(config: dict, schema: dict) -> dict:
                 return value
             t = b.get("type", ())
             types.update([t] if isinstance(t, str) else t)
+        if "string" in types:  # text is already a valid value
+            return value
         if "integer" in types and re.fullmatch(r"[+-]?\d+", value):
             return int(value)
         if "number" in types:
