@@ -101,7 +101,8 @@ def test_invalid_config_stops_before_any_job(tmp_path):
     assert "config key 'featurs' (top level) is not a setting; did you mean 'features'?" in (
         proc.stdout + proc.stderr
     )
-    proc = run_snakemake(tmp_path, {**DEMO, "features": {"n_mfcc": "13"}}, check=False)
+    # ("13" would pass: numbers given as text, as --config gives them, are read as numbers)
+    proc = run_snakemake(tmp_path, {**DEMO, "features": {"n_mfcc": "thirteen"}}, check=False)
     assert proc.returncode != 0 and "n_mfcc" in proc.stderr
     assert not (tmp_path / "results").exists()
 
