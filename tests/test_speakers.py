@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 from conftest import run_snakemake
 
-from serflow.speakers import SpeakerClustering, clustering_quality, group_names
+from serflow.speakers import SpeakerClustering, clustering_quality, group_names, split_separation
 from serflow.training import evaluate_run, fit_final
 
 
@@ -49,6 +49,17 @@ def test_removing_emotion_directions_leaves_no_emotion_in_the_embedding():
     assert clustering_quality(groups, speakers)["adjusted_rand_index"] > 0.9
 
 
+def test_split_separation_tells_own_groups_from_mixed_ones():
+    groups = np.repeat(np.arange(10), 20)
+    own = np.isin(groups, [0, 1, 2])  # the test clips fill three groups of their own
+    sep = split_separation(groups, own)
+    assert sep["share"] == 1.0 and sep["expected"] < 0.5 and sep["p_value"] == 0.001 and sep["distinct"]
+    mixed = np.tile(np.arange(20) < 6, 10)  # 6 test clips in every group: as even as can be
+    sep = split_separation(groups, mixed)
+    assert sep["share"] == pytest.approx(0.3) and sep["p_value"] == 1.0 and not sep["distinct"]
+    assert sep["n_test_clips"] == 60
+
+
 @pytest.mark.emodb
 def test_emodb_voiceprint_clusters_follow_speakers_not_emotions(emodb):
     from serflow.audio import load_audio
@@ -63,6 +74,10 @@ def test_emodb_voiceprint_clusters_follow_speakers_not_emotions(emodb):
     by_speaker = clustering_quality(groups, speakers)
     assert by_speaker["adjusted_rand_index"] > 0.2, by_speaker  # measured 0.27
     assert clustering_quality(groups, emotions.astype(str))["adjusted_rand_index"] < 0.05
+    # Three speakers held out as a test split keep to groups of their own; every third clip does not.
+    held_out = split_separation(groups, np.isin(speakers, ["10", "13", "16"]))
+    assert held_out["distinct"] and held_out["share"] > held_out["expected"] + 0.1, held_out
+    assert not split_separation(groups, np.arange(len(files)) % 3 == 0)["distinct"]
 
 
 def _table(n=120, seed=0, test_offset=0.0):
@@ -158,6 +173,9 @@ def test_workflow_with_cluster_speakers_and_domain_norm(competition_without_spea
     assert summary["n_clips"] == 120 and "against_known_speakers" not in summary  # the folder has no ids
     groups = pd.read_parquet(res / "speakers.parquet").set_index("id")["speaker"]
     assert sorted(groups.index) == sorted(truth.index)  # training and test clips alike
+    sep = summary["test_split"]  # the demo's test clips share its training voices
+    assert sep["n_test_clips"] == 24
+    assert 0 < sep["p_value"] <= 1 and 0 < sep["expected"] < 1
     assert 4 <= groups.nunique() == summary["n_groups"] <= 20
     table = pd.read_parquet(res / "features/all.parquet")
     assert table["speaker"].str.fullmatch(r"g\d+").all()
@@ -174,6 +192,7 @@ def test_workflow_with_cluster_speakers_and_domain_norm(competition_without_spea
     assert subs["best_normalisation"] == ("test domain" if subs["best"] == "all-logreg_dn" else "none")
     report = (tmp_path / "results/report.html").read_text()
     assert "Speakers were estimated" in report and f"in {summary['n_groups']} groups by voice" in report
+    assert f"(permutation p = {sep['p_value']:.3f})" in report
 
 
 def _voices_table(groups):

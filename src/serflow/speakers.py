@@ -115,13 +115,43 @@ def clustering_quality(groups, speakers) -> dict:
     }
 
 
+def split_separation(groups, is_test, n_permutations: int = 999, random_state: int = 0) -> dict:
+    """Do the test clips keep to groups of their own? A permutation test.
+
+    ``share``: the mean, over test clips, of the test clips' share of their group;
+    ``expected``: the same with the split labels shuffled (test and training voices alike);
+    ``p_value``: how often a shuffle reaches ``share``. A small p-value says the test split's
+    voices (or recording) differ from the training clips', the case ``domain_norm`` is for.
+    """
+    groups = np.unique(np.asarray(groups), return_inverse=True)[1]
+    is_test = np.asarray(is_test, dtype=bool)
+
+    def share(mask):
+        test_per_group = np.bincount(groups, weights=mask, minlength=groups.max() + 1)
+        return float((test_per_group / np.bincount(groups))[groups][mask].mean())
+
+    observed = share(is_test)
+    rng = np.random.default_rng(random_state)
+    shuffled = np.array([share(rng.permutation(is_test)) for _ in range(n_permutations)])
+    p_value = (1 + int((shuffled >= observed).sum())) / (1 + n_permutations)
+    return {
+        "n_test_clips": int(is_test.sum()),
+        "share": round(observed, 4),
+        "expected": round(float(shuffled.mean()), 4),
+        "p_value": round(p_value, 4),
+        "distinct": bool(p_value < 0.01),
+    }
+
+
 def estimate_speakers(manifest_path, shard_paths, settings: dict | None = None, random_state: int = 0):
     """(DataFrame id -> estimated speaker, summary dict) for a manifest's clips.
 
     ``shard_paths``: the ``voiceprint`` extractor's shard tables. Clips whose voiceprint
     failed get no group (they are left out of the feature tables, like any rejected clip).
     Where the manifest knows every clip's speaker, the summary scores the groups against
-    them (adjusted Rand index, purity): the groups still replace them.
+    them (adjusted Rand index, purity): the groups still replace them. Where it has a test
+    split, ``test_split`` says whether its clips keep to groups of their own
+    (:func:`split_separation`).
     """
     import pandas as pd
     import pyarrow as pa
@@ -132,7 +162,7 @@ def estimate_speakers(manifest_path, shard_paths, settings: dict | None = None, 
     shards = pa.concat_tables(parts).to_pandas() if parts else pd.DataFrame(columns=["id", "error"])
     if "error" in shards:
         shards = shards[shards["error"].isna()]
-    manifest = pd.read_parquet(manifest_path, columns=["id", "label", "speaker"])
+    manifest = pd.read_parquet(manifest_path, columns=["id", "label", "speaker", "split"])
     clips = manifest.merge(shards.drop(columns=["error"], errors="ignore"), on="id", how="inner")
     columns = [c for c in shards.columns if c not in ("id", "error")]
     if len(clips) < 4:
@@ -153,6 +183,9 @@ def estimate_speakers(manifest_path, shard_paths, settings: dict | None = None, 
         "clips_per_group": {"min": int(np.bincount(groups).min()), "max": int(np.bincount(groups).max())},
         "settings": {k: getattr(clustering, k) for k in ("n_groups", "min_groups", "max_groups")},
     }
+    is_test = (clips["split"] == "test").to_numpy()
+    if 0 < is_test.sum() < len(is_test):
+        summary["test_split"] = split_separation(groups, is_test, random_state=random_state)
     known = clips["speaker"]
     if known.notna().all() and known.nunique() > 1:
         summary["against_known_speakers"] = clustering_quality(groups, known.astype(str).to_numpy())
