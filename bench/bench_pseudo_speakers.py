@@ -33,6 +33,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from statistics import fmean as mean
 
 import yaml
 
@@ -309,7 +310,6 @@ def print_means(results: dict) -> None:
     )
     for key in next(iter(results.values())):
         rows = [split[key] for split in results.values()]
-        mean = lambda xs: sum(xs) / len(xs)  # noqa: E731
         cv, hidden = mean([r["cv"] for r in rows]), mean([r["hidden"] for r in rows])
         regret = mean([r["best_hidden"] - r["hidden"] for r in rows])
         common = set.intersection(*(set(r["runs"]) for r in rows))
