@@ -129,8 +129,9 @@ def test_closing_summary(tmp_path):
     assert "loso, speaker-independent;" in summary and "other runs within its interval" in summary
     assert "submission: results/demo/submission.csv" in summary and "report: results/mine.html" in summary
     # Another selection metric refits nothing: only the submissions and the report rerun.
-    proc = run_snakemake(tmp_path, {**config, "evaluation": {"n_bootstrap": 100, "metric": "accuracy"}}, "-n")
-    assert "rule train:" not in proc.stdout and "submissions:" in proc.stdout and "report:" in proc.stdout
+    for change in ({"metric": "accuracy"}, {"prefer_domain_norm": "never"}):
+        proc = run_snakemake(tmp_path, {**config, "evaluation": {"n_bootstrap": 100, **change}}, "-n")
+        assert "rule train:" not in proc.stdout and "submissions:" in proc.stdout and "report:" in proc.stdout
 
 
 def test_serflow_check_names_the_yaml_line_and_the_key(tmp_path):

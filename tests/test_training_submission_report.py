@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from serflow.report import dataset_section, render_report
-from serflow.submission import best_run, label_coding, make_submission, write_submissions
+from serflow.submission import best_run, choose_best, label_coding, make_submission, write_submissions
 from serflow.training import dumps_metrics, evaluate_run, fit_final, importance_table, predict
 
 
@@ -101,8 +101,32 @@ def test_write_submissions_copies_the_best_run(tmp_path):
         tmp_path / "sample.csv",
     )
     assert summary["best"] == "p-rf" and summary["fallback_label"] == "y"
+    assert summary["best_reason"] == "highest cross-validated uar"
     assert (tmp_path / "best.csv").read_text() == "id,label\nt0,y\nt9,y\n"
     assert summary["runs"]["p-svc"]["missing"] == ["t9"]
+    (tmp_path / "p-svc.json").write_text(json.dumps({"uar": 0.4, "model": {"domain_norm": True}}))
+    args = (tmp_path / "manifest.parquet", runs, outputs, tmp_path / "best.csv", tmp_path / "summary.json")
+    summary = write_submissions(*args, {"name": "d"}, test_split={"distinct": True, "p_value": 0.002})
+    assert summary["best"] == "p-svc" and summary["best_normalisation"] == "test domain"
+    assert (tmp_path / "best.csv").read_text() == "id,label\nt0,x\n"
+
+
+def test_a_distinct_test_split_chooses_among_domain_norm_runs():
+    runs = {
+        "all-logreg": {"uar": 0.74, "model": {"kind": "logreg"}},
+        "all-logreg_dn": {"uar": 0.73, "model": {"kind": "logreg", "domain_norm": True}},
+        "prosody-svc_dn": {"uar": 0.60, "model": {"kind": "svc", "domain_norm": True}},
+    }
+    distinct = {"distinct": True, "p_value": 0.001}
+    assert choose_best(runs) == ("all-logreg", "highest cross-validated uar")
+    assert choose_best(runs, test_split={"distinct": False, "p_value": 0.4})[0] == "all-logreg"
+    best, reason = choose_best(runs, test_split=distinct)
+    assert best == "all-logreg_dn" and "among the 2 domain_norm run(s)" in reason and "p = 0.001" in reason
+    assert choose_best(runs, test_split=distinct, prefer_domain_norm="never")[0] == "all-logreg"
+    plain = {k: v for k, v in runs.items() if "_dn" not in k}
+    assert choose_best(plain, test_split=distinct)[0] == "all-logreg"  # nothing to prefer
+    with pytest.raises(ValueError, match="auto or never"):
+        choose_best(runs, prefer_domain_norm="always")
 
 
 def test_report_section_from_workflow_files(tmp_path):

@@ -19,9 +19,10 @@ EVALUATION_DEFAULTS = {
     "n_bootstrap": 1000,
     "random_state": 0,
     "metric": "uar",
+    "prefer_domain_norm": "auto",
 }
 #: Settings that change scores or the choice of the best run, never a fit.
-SCORING_KEYS = ("metric", "n_bootstrap")
+SCORING_KEYS = ("metric", "n_bootstrap", "prefer_domain_norm")
 PROTOCOLS = ("loso", "group_kfold", "stratified_kfold", "random_split", "dataset_split")
 SPEAKER_DEPENDENT = {"stratified_kfold", "random_split"}
 

@@ -246,6 +246,13 @@ def dataset_section(
 
     metrics = read_metrics(dict(zip(runs, paths["metrics"])))
     best = best_run(metrics, metric) if metrics else None
+    best_reason = f"highest cross-validated {metric}"
+    summary = None
+    if paths.get("submissions"):
+        with open(paths["submissions"], encoding="utf-8") as f:
+            summary = json.load(f)
+        if summary["best"] in metrics:  # the run whose submission is used
+            best, best_reason = summary["best"], summary.get("best_reason", best_reason)
     manifest = pd.read_parquet(paths["manifest"])
     rejected = pd.read_csv(paths["rejected"], dtype=str, keep_default_na=False)
     details = []
@@ -253,9 +260,7 @@ def dataset_section(
         importance = pd.read_csv(imp_path) if imp_path else None
         details.append(run_details(run, metrics[run], importance))
     submissions = []
-    if paths.get("submissions"):
-        with open(paths["submissions"], encoding="utf-8") as f:
-            summary = json.load(f)
+    if summary:
         submissions.append(
             {
                 "name": "submission.csv",
@@ -285,6 +290,7 @@ def dataset_section(
         "metric": metric,
         "runs": run_rows(metrics, best, fit_seconds(bench, runs) if bench else {}),
         "best": best,
+        "best_reason": best_reason,
         "best_details": next((d for d in details if d["run"] == best), None),
         "details": details,
         "submissions": submissions,

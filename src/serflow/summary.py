@@ -29,6 +29,11 @@ def dataset_summary(name: str, runs: list[str], results="results", metric: str =
             metrics[run] = json.loads(path.read_text(encoding="utf-8"))
     if metrics:
         best = max(metrics, key=lambda r: (metrics[r][metric], -runs.index(r)))
+        submissions, reason = root / "submissions.json", ""
+        if submissions.exists():  # the run whose submission is used (choose_best)
+            chosen = json.loads(submissions.read_text(encoding="utf-8"))
+            if chosen["best"] in metrics and chosen["best"] != best:
+                best, reason = chosen["best"], f" ({chosen['best_reason']})"
         m = metrics[best]
         low = (m.get(f"{metric}_ci95") or [m[metric]])[0]
         close = [r for r in metrics if r != best and metrics[r][metric] >= low]
@@ -42,7 +47,7 @@ def dataset_summary(name: str, runs: list[str], results="results", metric: str =
         interval = f" [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else ""
         lines.append(
             f"best run {best}: {metric.upper()} {m[metric]:.3f}{interval}, {m['protocol']}, {trust};"
-            f" {len(close)} of {len(metrics) - 1} other runs within its interval"
+            f" {len(close)} of {len(metrics) - 1} other runs within its interval{reason}"
         )
     submission = root / "submission.csv"
     if submission.exists():

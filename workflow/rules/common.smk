@@ -192,6 +192,10 @@ def submission_inputs(wildcards):
         "metrics": run_files(wildcards, "metrics.json"),
         "test": run_files(wildcards, "test_predictions.parquet"),
         "sample": sample,
+        # whether the test split keeps to voice groups of its own (choose_best reads it)
+        "speakers": (
+            [f"results/{ds.name}/speakers.json"] if ds.speakers == "cluster" else []
+        ),
     }
 
 

@@ -109,5 +109,8 @@ rule submissions:
         dataset=dataset_config,
         sample=sample_submission,
         metric=lambda wc: DATASETS[wc.dataset].evaluation["metric"],
+        prefer_domain_norm=lambda wc: DATASETS[wc.dataset].evaluation[
+            "prefer_domain_norm"
+        ],
     script:
         "../scripts/submissions.py"

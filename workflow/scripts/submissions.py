@@ -2,11 +2,16 @@ from serflow.runtime import start_job
 
 log = start_job(snakemake.log[0], snakemake.threads)
 
+import json
 import os
 
 from serflow.submission import write_submissions
 
 runs = snakemake.params.runs
+test_split = None
+if snakemake.input.speakers:
+    with open(snakemake.input.speakers[0], encoding="utf-8") as f:
+        test_split = json.load(f).get("test_split")
 os.makedirs(snakemake.output.files, exist_ok=True)
 summary = write_submissions(
     snakemake.input.manifest,
@@ -17,6 +22,8 @@ summary = write_submissions(
     snakemake.params.dataset,
     snakemake.params.sample,
     snakemake.params.metric,
+    test_split,
+    snakemake.params.prefer_domain_norm,
 )
 for run, info in summary["runs"].items():
     if info["missing"]:
@@ -27,8 +34,8 @@ for run, info in summary["runs"].items():
             summary["fallback_label"],
         )
 log.info(
-    "best run by %s: %s (%.3f), %s, %s%s speakers, normalisation: %s",
-    summary["metric"],
+    "best run (%s): %s (%.3f), %s, %s%s speakers, normalisation: %s",
+    summary["best_reason"],
     summary["best"],
     summary["best_score"],
     summary["best_protocol"],
