@@ -14,9 +14,9 @@ the workflow), then runs the real workflow, as a new user would, with
 
 and prints, per layout and config: the run the workflow chooses (``submissions.json``: the
 highest CV UAR, among the ``domain_norm`` runs where the test split is distinct), its CV
-UAR, its UAR on the hidden test split, the gap, and the best run on the hidden test. First it measures the
-clustering itself where speakers are known (EmoDB's 535 clips and a demo corpus, ids
-hidden): adjusted Rand index, purity, groups found.
+UAR, its UAR on the hidden test split, the gap, and the best run on the hidden test. First
+it measures the clustering itself where speakers are known (EmoDB's 535 clips and a demo
+corpus, ids hidden): adjusted Rand index, purity, groups found.
 
 One held-out split of three speakers gives a hidden UAR over about 150 clips (standard
 error about 0.035), and the best of twenty runs on it is flattered by that noise.

@@ -12,6 +12,13 @@ test_split = None
 if snakemake.input.speakers:
     with open(snakemake.input.speakers[0], encoding="utf-8") as f:
         test_split = json.load(f).get("test_split")
+    if test_split is None:
+        log.warning(
+            "%s has no test_split (written by an older serflow): the best run is chosen by %s"
+            " alone; rerun with --forcerun speakers to check the test split",
+            snakemake.input.speakers[0],
+            snakemake.params.metric,
+        )
 os.makedirs(snakemake.output.files, exist_ok=True)
 summary = write_submissions(
     snakemake.input.manifest,
