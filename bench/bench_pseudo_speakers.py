@@ -177,11 +177,13 @@ def summarise(work: Path, name: str, layout: dict) -> dict:
             majority.add(metrics.parent.name)
         sub = work / f"results/{name}/submissions/{metrics.parent.name}.csv"
         runs[metrics.parent.name] = (m["uar"], hidden_uar(sub, layout), m["protocol"])
-    chosen = json.loads((work / f"results/{name}/submissions.json").read_text())["best"]  # the workflow's
+    choice = json.loads((work / f"results/{name}/submissions.json").read_text())  # the workflow's
+    chosen = choice["best"]
     runs = {r: v for r, v in runs.items() if r not in majority or r == chosen}
     best = max(runs, key=lambda r: runs[r][1])
     out = {
         "chosen": chosen,
+        "reason": choice.get("best_reason", "highest CV (an older workflow)"),
         "cv": runs[chosen][0],
         "hidden": runs[chosen][1],
         "protocol": runs[chosen][2],

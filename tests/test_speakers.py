@@ -199,6 +199,7 @@ def test_workflow_with_cluster_speakers_and_domain_norm(competition_without_spea
     assert "<strong>all-logreg_dn</strong> (highlighted; highest cross-validated uar among" in report
     assert "Speakers were estimated" in report and f"in {summary['n_groups']} groups by voice" in report
     assert f"(permutation p = {sep['p_value']:.3f})" in report
+    assert "and the best run was chosen among them" in report
 
 
 def _voices_table(groups):

@@ -30,13 +30,14 @@ def dataset_summary(name: str, runs: list[str], results="results", metric: str =
     if metrics:
         best = max(metrics, key=lambda r: (metrics[r][metric], -runs.index(r)))
         submissions, reason = root / "submissions.json", ""
-        if submissions.exists():  # the run whose submission is used (choose_best)
-            chosen = json.loads(submissions.read_text(encoding="utf-8"))
+        newest = max((root / "runs" / r / "metrics.json").stat().st_mtime for r in metrics)
+        if submissions.exists() and submissions.stat().st_mtime >= newest:  # not a stale choice
+            chosen = json.loads(submissions.read_text(encoding="utf-8"))  # choose_best's
             if chosen["best"] in metrics and chosen["best"] != best:
-                best, reason = chosen["best"], f" ({chosen['best_reason']})"
+                best, reason = chosen["best"], f" ({chosen.get('best_reason', 'submissions.json')})"
         m = metrics[best]
-        low = (m.get(f"{metric}_ci95") or [m[metric]])[0]
-        close = [r for r in metrics if r != best and metrics[r][metric] >= low]
+        low, high = m.get(f"{metric}_ci95") or [m[metric]] * 2
+        close = [r for r in metrics if r != best and low <= metrics[r][metric] <= high]
         speakers = m.get("speakers", "given")
         trust = "speaker-independent"
         if not m["speaker_independent"]:

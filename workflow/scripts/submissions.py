@@ -14,8 +14,8 @@ if snakemake.input.speakers:
         test_split = json.load(f).get("test_split")
     if test_split is None:
         log.warning(
-            "%s has no test_split (written by an older serflow): the best run is chosen by %s"
-            " alone; rerun with --forcerun speakers to check the test split",
+            "%s has no test_split (written by an older serflow, or no test clip has a voiceprint):"
+            " the best run is chosen by %s alone; --forcerun speakers rechecks the test split",
             snakemake.input.speakers[0],
             snakemake.params.metric,
         )
