@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from serflow.submission import best_run
+
 
 def dataset_summary(name: str, runs: list[str], results="results", metric: str = "uar") -> list[str]:
     """Lines for one dataset from its outputs on disk (nothing for what is not there yet)."""
@@ -28,7 +30,7 @@ def dataset_summary(name: str, runs: list[str], results="results", metric: str =
         if path.exists():
             metrics[run] = json.loads(path.read_text(encoding="utf-8"))
     if metrics:
-        best = max(metrics, key=lambda r: (metrics[r][metric], -runs.index(r)))
+        best = best_run(metrics, metric)  # metrics is in run order, as ties need
         submissions, reason = root / "submissions.json", ""
         newest = max((root / "runs" / r / "metrics.json").stat().st_mtime for r in metrics)
         if submissions.exists() and submissions.stat().st_mtime >= newest:  # not a stale choice
