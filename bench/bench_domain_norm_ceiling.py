@@ -19,6 +19,12 @@ balanced classes, as ``logreg_dn``) on the ``all`` features:
                  emotion centroids (so that a group's emotion mix is not taken for its voice)
   true_speakers  each true speaker with its own statistics: the ceiling speaker ids would give
 
+With ``--ensemble`` it instead runs the workflow's own cross-validation and refit
+(``serflow.training.evaluate_run`` and ``fit_final``, the runs' evaluation settings) of
+``logreg_dn``, ``svc_dn`` and a soft vote of the two (scikit-learn's ``VotingClassifier``,
+registered here as a model kind, not in the library), and reports each one's CV and hidden
+UAR and what choosing among the three by CV gives.
+
     python bench/bench_domain_norm_ceiling.py 10,13,16=/tmp/pb0 03,09,11=/tmp/pb1/split-03-09-11 ...
 """
 
@@ -37,6 +43,8 @@ from threadpoolctl import threadpool_limits
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
+from bench_pseudo_speakers import DOMAIN_MODELS  # noqa: E402
+
 from serflow.manifest import EMODB_EMOTIONS  # noqa: E402
 
 EMODB = REPO.parent / "shared" / "data" / "emodb" / "wav"
@@ -139,19 +147,93 @@ def variants(run: Path, layout: str, test_speakers: list[str]) -> dict:
     return out
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("runs", nargs="+", help="SPEAKERS=DIR: a held-out set and its bench folder")
-    ap.add_argument("--layouts", nargs="+", default=list(LAYOUTS))
-    args = ap.parse_args()
+DN_MODELS = {
+    **DOMAIN_MODELS,
+    "vote_dn": {
+        "kind": "soft_vote",
+        "params": {"members": {"logreg": {"C": 0.1}, "svc": {"C": 10.0, "gamma": "scale"}}},
+        "class_weight": "balanced",
+        "domain_norm": True,
+    },
+}
+
+
+def register_soft_vote() -> None:
+    """A ``soft_vote`` model kind: the mean of its members' class probabilities."""
+    from sklearn.ensemble import VotingClassifier
+
+    from serflow.models import ModelKind, make_estimator, register_model_kind
+
+    def make(params, threads):
+        params = dict(params)
+        shared = {k: params.pop(k) for k in ("class_weight",) if k in params}
+        seed = params.pop("random_state", 0)
+        members = [
+            (kind, make_estimator(kind, {**(p or {}), **shared}, threads, seed))
+            for kind, p in params.pop("members").items()
+        ]
+        return VotingClassifier(members, voting="soft", **params)
+
+    register_model_kind(ModelKind("soft_vote", make, seeded=True, class_weight="param"))
+
+
+def ensemble(run: Path, layout: str, test_speakers: list[str]) -> dict:
+    """Name -> (CV UAR, hidden UAR) of ``DN_MODELS`` through the workflow's own training code."""
+    import json
+
+    from serflow.training import evaluate_run, fit_final, load_table
+
+    dataset = LAYOUTS[layout][0]
+    results = run / "results" / dataset
+    table, columns = load_table(results / "features" / "all.parquet")
+    evaluation = json.loads((results / "runs" / "all-logreg_dn" / "metrics.json").read_text())["evaluation"]
+    key = answer_key(layout, test_speakers)
+    out = {}
+    for name, model in DN_MODELS.items():
+        _, metrics = evaluate_run(table, columns, model, evaluation)
+        _, pred = fit_final(table, columns, model, evaluation)
+        hidden = balanced_accuracy_score([key[i][0] for i in pred["id"]], pred["prediction"])
+        out[name] = (metrics["uar"], float(hidden))
+    return out
+
+
+def each_run(args, measure, show) -> dict:
+    """(held-out set, layout) -> ``measure(run folder, layout, test speakers)``, each printed."""
     rows = {}
     with threadpool_limits(limits=1):
         for item in args.runs:
             speakers, folder = item.split("=", 1)
             for layout in args.layouts:
-                out = variants(Path(folder) / f"{layout}-domain", layout, speakers.split(","))
+                out = measure(Path(folder) / f"{layout}-domain", layout, speakers.split(","))
                 rows[speakers, layout] = out
-                print(speakers, layout, " ".join(f"{k} {v:.3f}" for k, v in out.items()), flush=True)
+                print(speakers, layout, " ".join(f"{k} {show(v)}" for k, v in out.items()), flush=True)
+    return rows
+
+
+def main_ensemble(args) -> None:
+    register_soft_vote()
+    rows = each_run(args, ensemble, lambda v: f"{v[0]:.3f}/{v[1]:.3f}")
+    print(f"\nmean over {len(args.runs)} held-out sets: CV UAR / hidden UAR")
+    for layout in args.layouts:
+        sel = [r for (_, lay), r in rows.items() if lay == layout]
+        means = {k: (fmean(r[k][0] for r in sel), fmean(r[k][1] for r in sel)) for k in DN_MODELS}
+        picked = [max(DN_MODELS, key=lambda k: r[k][0]) for r in sel]
+        print(layout, " ".join(f"{k} {cv:.3f}/{h:.3f}" for k, (cv, h) in means.items()))
+        hidden = fmean(r[k][1] for r, k in zip(sel, picked))
+        print(f"  chosen by CV among the three: hidden {hidden:.3f} ({', '.join(picked)})")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("runs", nargs="+", help="SPEAKERS=DIR: a held-out set and its bench folder")
+    ap.add_argument("--layouts", nargs="+", default=list(LAYOUTS))
+    ap.add_argument(
+        "--ensemble", action="store_true", help="logreg_dn, svc_dn and their soft vote, CV and hidden"
+    )
+    args = ap.parse_args()
+    if args.ensemble:
+        return main_ensemble(args)
+    rows = each_run(args, variants, lambda v: f"{v:.3f}")
 
     def mean_of(name):
         return [fmean(r[name] for (_, lay), r in rows.items() if lay == layout) for layout in args.layouts]
