@@ -151,7 +151,7 @@ DN_MODELS = {
     **DOMAIN_MODELS,
     "vote_dn": {
         "kind": "soft_vote",
-        "params": {"members": {"logreg": {"C": 0.1}, "svc": {"C": 10.0, "gamma": "scale"}}},
+        "params": {"members": {m["kind"]: m["params"] for m in DOMAIN_MODELS.values()}},
         "class_weight": "balanced",
         "domain_norm": True,
     },
@@ -166,10 +166,10 @@ def register_soft_vote() -> None:
 
     def make(params, threads):
         params = dict(params)
-        shared = {k: params.pop(k) for k in ("class_weight",) if k in params}
+        balance = {"class_weight": params.pop("class_weight")} if "class_weight" in params else {}
         seed = params.pop("random_state", 0)
         members = [
-            (kind, make_estimator(kind, {**(p or {}), **shared}, threads, seed))
+            (kind, make_estimator(kind, {**(p or {}), **balance}, threads, seed))
             for kind, p in params.pop("members").items()
         ]
         return VotingClassifier(members, voting="soft", **params)
