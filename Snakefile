@@ -28,7 +28,7 @@ onsuccess:
     print(
         closing_summary(
             {
-                n: (ds.run_names, ds.evaluation["metric"])
+                n: (ds.run_names, ds.evaluation["metric"], ds.warnings)
                 for n, ds in DATASETS.items()
             },
             report=config["report"],

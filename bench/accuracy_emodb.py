@@ -20,8 +20,8 @@ import time
 from pathlib import Path
 
 import numpy as np
+from benchlib import REPO
 
-REPO = Path(__file__).resolve().parents[1]
 COMPARE = ("mean", "std", "min", "max", "range", "slope", "iqr", "skew", "kurtosis")
 COMPARE += ("p1", "p5", "p10", "p25", "p50", "p75", "p90", "p95", "p99")
 BASE = {"n_mels": 64, "functionals": COMPARE}
@@ -130,8 +130,8 @@ def load_features(emodb: Path, spec, cache: Path):
     """(table as the workflow builds it, feature names), extracting once per cache key."""
     import pandas as pd
 
+    from serflow.adapters import read_entries
     from serflow.audio import load_audio
-    from serflow.manifest import read_entries
 
     entries = [
         e for e in read_entries({"name": "emodb", "adapter": "emodb", "root": str(emodb)}) if not e.error
@@ -165,7 +165,6 @@ def vote(names, cache: Path) -> None:
     """Pooled LOSO scores of the mean class probabilities of several saved configurations."""
     import pandas as pd
 
-    sys.path.insert(0, str(REPO / "src"))
     from serflow.evaluation import score
 
     runs = [pd.read_csv(cache / f"predictions-{name}.csv") for name in names]
@@ -199,7 +198,6 @@ def main() -> None:
         for name, (feat, groups, model, inner) in CONFIGS.items():
             print(f"{name:<20} features={feat} groups={groups} model={model} inner_splits={inner}")
         return
-    sys.path.insert(0, str(REPO / "src"))
     from serflow.features import FeatureSpec, select_columns
     from serflow.runtime import limit_threads
     from serflow.training import dumps_metrics, evaluate_run

@@ -14,13 +14,10 @@ from __future__ import annotations
 
 import argparse
 import math
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
 
-REPO = Path(__file__).resolve().parents[1]
 C_VALUES = [0.0001, 0.000316, 0.001, 0.003162, 0.01, 0.031623, 0.1, 0.316228, 1.0, 3.162278, 10.0]
 
 
@@ -50,7 +47,6 @@ def main() -> None:
     ap.add_argument("--speakers", type=int, nargs="+", default=[10, 24, 50, 200])
     ap.add_argument("--columns", type=int, default=3213)
     args = ap.parse_args()
-    sys.path.insert(0, str(REPO / "src"))
     from serflow.runtime import limit_threads
 
     limit_threads(1)

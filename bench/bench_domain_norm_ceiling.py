@@ -31,23 +31,19 @@ UAR and what choosing among the three by CV gives.
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 from statistics import fmean
 
 import numpy as np
 import pandas as pd
+from bench_pseudo_speakers import DOMAIN_MODELS
+from benchlib import EMODB
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import balanced_accuracy_score
 from threadpoolctl import threadpool_limits
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "src"))
-from bench_pseudo_speakers import DOMAIN_MODELS  # noqa: E402
+from serflow.adapters import EMODB_EMOTIONS
 
-from serflow.manifest import EMODB_EMOTIONS  # noqa: E402
-
-EMODB = REPO.parent / "shared" / "data" / "emodb" / "wav"
 LAYOUTS = {  # dataset name, then the clip ids bench_pseudo_speakers.build_layouts gives
     "seed003": ("dacon", lambda split, i: f"{split.upper()}_{i:04d}"),
     "seed000": ("kaggle", lambda split, i: f"{split}_{i:04d}.wav"),

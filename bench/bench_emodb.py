@@ -25,9 +25,7 @@ import time
 from pathlib import Path
 
 import yaml
-
-REPO = Path(__file__).resolve().parents[1]
-SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
+from benchlib import REPO, SNAKEMAKE
 
 
 def children_cpu() -> float:
@@ -92,7 +90,6 @@ def main() -> None:
     ap.add_argument("--cores", type=int, default=2)
     ap.add_argument("--skip-baselines", action="store_true", help="skip the in-process baselines")
     args = ap.parse_args()
-    sys.path.insert(0, str(REPO / "src"))
     import pandas as pd
 
     from serflow.features import FeatureSpec

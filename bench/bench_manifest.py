@@ -15,8 +15,6 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -24,9 +22,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 import yaml
-
-REPO = Path(__file__).resolve().parents[1]
-SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
+from benchlib import REPO, SNAKEMAKE, timed
 
 
 def corpus(root: Path, n: int) -> Path:
@@ -41,14 +37,6 @@ def corpus(root: Path, n: int) -> Path:
     for i in range(n):
         os.link(sources[i % 8], root / "corpus" / f"label{i % 8}" / f"spk{i % 100:03d}_{i:07d}.wav")
     return root / "corpus"
-
-
-def timed(cmd, cwd) -> float:
-    start = time.perf_counter()
-    proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True)
-    if proc.returncode:
-        sys.exit(f"{' '.join(cmd)} failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-3000:]}")
-    return time.perf_counter() - start
 
 
 def main() -> None:

@@ -39,10 +39,8 @@ from pathlib import Path
 from statistics import fmean as mean
 
 import yaml
+from benchlib import EMODB, REPO, SNAKEMAKE
 
-REPO = Path(__file__).resolve().parents[1]
-SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
-EMODB = REPO.parent / "shared" / "data" / "emodb" / "wav"
 DOMAIN_MODELS = {
     "logreg_dn": {"kind": "logreg", "params": {"C": 0.1}, "class_weight": "balanced", "domain_norm": True},
     "svc_dn": {
@@ -58,7 +56,7 @@ def build_layouts(root: Path, test_speakers) -> dict:
     """Two competition layouts (seed 003 and seed 000 style) and their answer keys."""
     import pandas as pd
 
-    from serflow.manifest import EMODB_EMOTIONS as EMOTIONS
+    from serflow.adapters import EMODB_EMOTIONS as EMOTIONS
 
     clips = sorted(EMODB.glob("*.wav"))
     rows = [{"src": p, "speaker": p.name[:2], "label": EMOTIONS[p.name[5]]} for p in clips]
@@ -244,7 +242,6 @@ def main() -> None:
     ap.add_argument("--skip-known", action="store_true", help="skip the known-speaker clustering")
     ap.add_argument("--reuse", action="store_true", help="read runs that have a summary.json, not rerun them")
     args = ap.parse_args()
-    sys.path.insert(0, str(REPO / "src"))
     if not EMODB.is_dir():
         sys.exit(f"EmoDB not found at {EMODB}")
     root = args.workdir

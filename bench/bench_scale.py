@@ -26,9 +26,8 @@ from collections import defaultdict
 from pathlib import Path
 
 import yaml
+from benchlib import REPO, SNAKEMAKE
 
-REPO = Path(__file__).resolve().parents[1]
-SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
 BARE_MERGE_IMPORTS = (
     "import resource, librosa, pandas, pyarrow.parquet, serflow.tables, serflow.features, serflow.runtime;"
     "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)"

@@ -19,14 +19,12 @@ many outer folds chose the same parameters as ``before`` (``--skip-before``: aga
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from dataclasses import replace
 from pathlib import Path
 
 import yaml
-
-REPO = Path(__file__).resolve().parents[1]
+from benchlib import REPO
 
 
 def main() -> None:
@@ -36,7 +34,6 @@ def main() -> None:
     ap.add_argument("--tol", type=float, nargs="*", default=[])
     ap.add_argument("--skip-before", action="store_true", help="only the path (and tolerance) variants")
     args = ap.parse_args()
-    sys.path.insert(0, str(REPO / "src"))
     from serflow import models
     from serflow.runtime import limit_threads
     from serflow.training import evaluate_run, load_table

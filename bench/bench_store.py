@@ -22,9 +22,7 @@ import time
 from pathlib import Path
 
 import yaml
-
-REPO = Path(__file__).resolve().parents[1]
-SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
+from benchlib import REPO, SNAKEMAKE
 
 
 def extract(workdir: Path, cores: int, features: dict, extractors) -> float:
@@ -78,7 +76,6 @@ def main() -> None:
     args = ap.parse_args()
     if not args.emodb.is_dir():
         sys.exit(f"EmoDB not found at {args.emodb}")
-    sys.path.insert(0, str(REPO / "src"))
     root = Path(tempfile.mkdtemp(prefix="serflow-store-"))
     (root / "emodb").symlink_to(args.emodb.resolve())
     paths = sorted(args.emodb.glob("*.wav"))

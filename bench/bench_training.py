@@ -25,9 +25,7 @@ import time
 from pathlib import Path
 
 import yaml
-
-REPO = Path(__file__).resolve().parents[1]
-SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
+from benchlib import REPO, SNAKEMAKE
 
 
 def main() -> None:
@@ -43,7 +41,6 @@ def main() -> None:
     ap.add_argument("--cores", type=int, default=2)
     ap.add_argument("--workdir", type=Path, default=None)
     args = ap.parse_args()
-    sys.path.insert(0, str(REPO / "src"))
     from serflow.demo import generate_demo_corpus
 
     root = args.workdir or Path(tempfile.mkdtemp(prefix="serflow-training-"))

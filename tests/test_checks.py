@@ -47,6 +47,13 @@ def test_speaker_pattern_matching_nothing(tmp_path):
     assert "protocol auto falls back to stratified_kfold: speaker-DEPENDENT" in proc.out
 
 
+def test_listing_warnings_are_repeated_in_the_closing_summary(tmp_path):
+    from serflow.summary import closing_summary
+
+    text = closing_summary({"mine": ([], "uar", ["speaker_pattern '^spk' matched 0 of 12"])}, tmp_path)
+    assert "  mine: warning: speaker_pattern '^spk' matched 0 of 12" in text
+
+
 def test_competition_paths_missing_stop_before_any_job(tmp_path):
     root = tmp_path / "comp"
     for i in range(4):
@@ -151,12 +158,24 @@ def test_serflow_check_names_the_yaml_line_and_the_key(tmp_path):
     typo.write_text("datasets: []\nevalution: {}\n")
     proc = subprocess.run([serflow, "check", str(typo)], capture_output=True, text=True)
     assert proc.returncode == 2 and "did you mean 'evaluation'?" in proc.stderr
+    corpus = folders_corpus(tmp_path / "corpus")
     good = tmp_path / "good.yaml"
     good.write_text(
-        "datasets:\n  - name: mine\n    adapter: folders\n    speaker_pattern: '^(?P<speaker>\\d+)_'\n"
+        f"datasets:\n  - name: mine\n    adapter: folders\n    root: {corpus}\n"
+        "    speaker_pattern: '^clip(?P<speaker>\\d)'\n"
     )
     proc = subprocess.run([serflow, "check", str(good)], capture_output=True, text=True)
-    assert proc.returncode == 0, proc.stderr
+    assert proc.returncode == 0 and "corpus listing look right" in proc.stdout, proc.stderr
+    # A pattern that matches no file name: said, with what protocol auto then does.
+    good.write_text(good.read_text().replace("^clip", "^spk"))
+    proc = subprocess.run([serflow, "check", str(good)], capture_output=True, text=True)
+    assert proc.returncode == 1, proc.stderr
+    assert "speaker_pattern '^spk(?P<speaker>\\\\d)' matched 0 of 12" in proc.stderr
+    assert "falls back to stratified_kfold: speaker-DEPENDENT" in proc.stderr
+    # A value of the wrong type: the schema's one line, not the schema.
+    good.write_text(good.read_text() + "evaluation: {n_splits: many}\n")
+    proc = subprocess.run([serflow, "check", str(good)], capture_output=True, text=True)
+    assert proc.returncode == 2 and len(proc.stderr.splitlines()) < 4, proc.stderr
 
 
 def test_numbers_given_as_text_by_a_profile_or_the_command_line():

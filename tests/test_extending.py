@@ -113,3 +113,41 @@ def test_a_registered_model_kind_is_cross_validated(registered):
     from serflow.models import fit_model
 
     assert feature_importance(fit_model("centroid", x, y), "centroid", columns) is None  # no importance trait
+
+
+def test_the_contributing_adapter_example_lists_a_corpus(tmp_path, monkeypatch):
+    """CONTRIBUTING.md's adapter, run as written, lists a RAVDESS-named folder."""
+    import re
+
+    from conftest import REPO
+
+    from serflow import adapters
+
+    text = (REPO / "CONTRIBUTING.md").read_text(encoding="utf-8")
+    section = text[text.index("## A corpus adapter") :]
+    code = re.search(r"```python\n(.*?)```", section, re.S)[1]
+    monkeypatch.setattr(adapters, "ADAPTERS", dict(adapters.ADAPTERS))
+    exec(code, vars(adapters).copy())  # the names the module offers; ADAPTERS is the patched copy
+    for name in ("03-01-05-01-02-01-12.wav", "03-01-01-01-01-02-07.wav", "notes.wav"):
+        write_wav(tmp_path / "Actor" / name, tone(200.0, 0.3))
+    entries = {
+        e.id: e for e in adapters.read_entries({"name": "r", "adapter": "ravdess", "root": str(tmp_path)})
+    }
+    assert (entries["03-01-05-01-02-01-12"].label, entries["03-01-05-01-02-01-12"].speaker) == ("angry", "12")
+    assert (entries["03-01-01-01-01-02-07"].label, entries["03-01-01-01-01-02-07"].speaker) == (
+        "neutral",
+        "07",
+    )
+    assert entries["notes"].error == "not a RAVDESS file name"
+    assert entries["notes"].path == str(tmp_path / "Actor" / "notes.wav")
+
+
+def test_a_frame_level_extractor_must_say_its_dimensions():
+    @dataclass(frozen=True)
+    class Frameless(Extractor):
+        name: ClassVar[str] = "frameless"
+        frame_level: ClassVar[bool] = True
+
+    with pytest.raises(ValueError, match="frame_level extractors define n_dims"):
+        register_extractor(Frameless)
+    assert "frameless" not in REGISTRY

@@ -290,7 +290,7 @@ def test_every_schema_enum_equals_its_registry():
     from serflow.features import GROUPS, OPENSMILE_SETS, REGISTRY, SHARED_KEYS
     from serflow.features.frames import STREAMS
     from serflow.models import MODEL_KINDS
-    from serflow.submission import METRICS
+    from serflow.outputs import METRICS
 
     schema = yaml.safe_load((REPO / "workflow" / "schemas" / "config.schema.yaml").read_text())
     defs = schema["$defs"]
@@ -313,12 +313,21 @@ def test_every_schema_enum_equals_its_registry():
         if "$ref" in block:
             keys |= set(defs[block["$ref"].rsplit("/", 1)[1]]["properties"])
         assert keys == set(adapter.keys), name
-    # each extractor's block holds exactly its own parameters
+    # each extractor's block holds exactly its own parameters (a boolean: none but sample_rate)
     import dataclasses
 
-    for name in ("descriptors", "extended", "frames"):
-        block = defs[name]
+    def resolve(block):
+        return defs[block["$ref"].rsplit("/", 1)[1]] if "$ref" in block else block
+
+    for name, cls in REGISTRY.items():
+        params = {f.name for f in dataclasses.fields(cls)}
+        blocks = [resolve(b) for b in features[name].get("oneOf", [features[name]])]
+        blocks = [b for b in blocks if b.get("type") != "boolean"]
+        if not blocks:
+            assert params == {"sample_rate"}, name
+            continue
+        (block,) = blocks
         keys = set(block["properties"])
         if "$ref" in block:
-            keys |= set(defs[block["$ref"].rsplit("/", 1)[1]]["properties"])
-        assert keys == {f.name for f in dataclasses.fields(REGISTRY[name])}, name
+            keys |= set(resolve(block)["properties"])
+        assert keys == params, name

@@ -1,6 +1,7 @@
 """The job plan as a library: built from a config without Snakemake, every cross-check tested."""
 
 import copy
+import math
 
 import pytest
 import yaml
@@ -35,12 +36,12 @@ def test_default_plan():
 
 
 @pytest.mark.parametrize("n_train, shards", [(40, 2), (1440, 3), (20000, 32)])
-def test_auto_shards_follow_the_corpus_not_the_machine(n_train, shards):
+def test_auto_shards_follow_the_corpus_not_the_machine(n_train, shards, tmp_path):
     from serflow.plan import read_all_entries
 
     cfg = config(datasets=[{"name": "demo", "adapter": "demo", "n_train": n_train, "n_test": 0}])
     plan = build_plan(cfg)
-    read_all_entries(plan)
+    read_all_entries(plan, results=str(tmp_path))  # not a demo corpus the checkout ran before
     assert len(plan.shards) == shards
 
 
@@ -149,8 +150,8 @@ def test_entries_are_read_apart_from_the_plan(tmp_path):
 
 
 def test_demo_entries_are_known_before_the_corpus_is_written(tmp_path):
+    from serflow.adapters import read_entries
     from serflow.demo import generate_demo_corpus
-    from serflow.manifest import read_entries
 
     cfg = {"name": "demo", "adapter": "demo", "n_train": 12, "n_test": 4, "seed": 2}
     planned = read_entries(cfg, results=str(tmp_path))
@@ -179,11 +180,47 @@ def test_run_cost_counts_clips_columns_folds_and_fits(tmp_path):
     plan = build_plan(cfg)
     read_all_entries(plan, results=str(tmp_path))  # the demo's clips are known before it is written
     ds = plan.datasets["demo"]
-    lr = run_cost(ds, "all", cfg["models"]["lr"])
+    lr = run_cost(ds, "all", plan.models["lr"])
     assert (lr.clips, lr.columns, lr.folds, lr.fits_per_fold) == (40, 776, 4, 3 * 3 + 1)
     assert lr.fits == 5 * 10 and lr.seconds == pytest.approx(50 * 40 * 776 * 1.2e-7)
-    assert run_cost(ds, "prosody", cfg["models"]["lr"]).columns == 2 * 9 + 2  # F0 and energy, voicing, tempo
-    assert run_cost(ds, "all", cfg["models"]["pick"]).fits_per_fold == 2 * 2 * 3 + 1
-    assert run_cost(ds, "all", cfg["models"]["rf"]).fits_per_fold == 1
+    assert run_cost(ds, "prosody", plan.models["lr"]).columns == 2 * 9 + 2  # F0 and energy, voicing, tempo
+    assert run_cost(ds, "all", plan.models["pick"]).fits_per_fold == 2 * 2 * 3 + 1
+    assert run_cost(ds, "all", plan.models["rf"]).fits_per_fold == 1
     ds.evaluation = {**ds.evaluation, "protocol": "group_kfold", "n_splits": 2}
-    assert run_cost(ds, "all", cfg["models"]["rf"]).folds == 2
+    assert run_cost(ds, "all", plan.models["rf"]).folds == 2
+
+
+def test_models_and_resources_are_resolved_once_in_the_plan(tmp_path):
+    from serflow.plan import ModelSpec, extract_runtime, manifest_runtime, table_mem_mb
+
+    cfg = config(
+        datasets=[{"name": "demo", "adapter": "demo", "n_train": 40, "n_test": 8, "n_speakers": 4}],
+        models={
+            "lr": {"kind": "logreg", "grid": {"C": [0.1, 1.0, 10.0]}, "threads": 2},
+            "dn": {"kind": "logreg", "domain_norm": True},
+        },
+        runs=[{"feature_sets": ["all"], "models": ["lr", "dn"]}],
+        training={"fold_workers": 3, "parallel_min_seconds": 0},
+    )
+    plan = build_plan(cfg)
+    read_all_entries(plan, results=str(tmp_path))
+    lr, dn = plan.models["lr"], plan.models["dn"]
+    assert isinstance(lr, ModelSpec) and (lr.kind, lr.threads) == ("logreg", 2)
+    # settings: what shapes results; optional ones only when set, threads never
+    assert "domain_norm" not in lr.settings and dn.settings["domain_norm"] is True
+    assert "threads" not in lr.settings and lr.settings["grid"] == {"C": [0.1, 1.0, 10.0]}
+    assert plan.fold_workers("demo", "all", "lr") == 3  # 4 folds, at most 3 workers
+    assert plan.train_threads("demo", "all", "lr") == 2 * 3
+    cost = plan.cost("demo", "all", "lr")
+    assert plan.train_mem_mb("demo", "all", "lr", 2.0) == 1000 + math.ceil(
+        20 * 2.0 + 4 * cost.clips * cost.columns * 8 / 2**20 * 3
+    )
+    assert plan.train_runtime("demo", "all", "lr") == 15 + math.ceil(cost.seconds * 5 / 60 / 3)
+    # a run cheaper than parallel_min_seconds fits its folds in one process
+    plan.training["parallel_min_seconds"] = cost.seconds + 1
+    plan._costs.clear()
+    assert plan.fold_workers("demo", "all", "lr") == 1
+    plan.training["fold_jobs"] = 2
+    assert plan.fold_jobs == 2
+    assert manifest_runtime(1200) == 11 and table_mem_mb(10.0) == 1040
+    assert extract_runtime(plan.datasets["demo"].features["descriptors"], 0) == 10

@@ -55,6 +55,9 @@ def test_help_on_every_subcommand():
     for args in (["--help"], ["predict", "--help"], ["serve", "--help"], ["check", "--help"]):
         proc = serflow(*args)
         assert proc.returncode == 0 and "usage: serflow" in proc.stdout
+        assert "``" not in proc.stdout  # no docstring markup
+    top = serflow("--help").stdout
+    assert all(f"    {command} " in top for command in ("predict", "serve", "check")), top
 
 
 @pytest.mark.emodb
@@ -86,7 +89,7 @@ def test_folder_mixing_good_and_broken_files(emodb, emodb_models, tmp_path):
 
 @pytest.mark.emodb
 def test_rows_equal_the_workflow_features_and_reuse_its_cache(emodb_models, tmp_path):
-    """Predicting training clips gives the probabilities of the model on the workflow's table (to round-off)."""
+    """Predicting training clips gives the model's probabilities on the workflow's table (to round-off)."""
     run = emodb_models / "all-logreg"
     workdir = emodb_models.parents[2]
     table, manifest = workflow_outputs(emodb_models)
@@ -102,7 +105,10 @@ def test_rows_equal_the_workflow_features_and_reuse_its_cache(emodb_models, tmp_
     for path in (fresh, cached):
         got = pd.read_csv(path)
         np.testing.assert_allclose(
-            got[proba_columns(got)].to_numpy(), expected[proba_columns(got)].to_numpy(), rtol=0, atol=PROBA_ATOL
+            got[proba_columns(got)].to_numpy(),
+            expected[proba_columns(got)].to_numpy(),
+            rtol=0,
+            atol=PROBA_ATOL,
         )
         assert list(got["prediction"]) == list(expected["prediction"])
 

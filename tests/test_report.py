@@ -66,8 +66,15 @@ def test_emodb_report_in_headless_chromium(emodb_run, browser):
     assert browser.title == "serflow report"
 
     table = browser.find_element(By.ID, "runs-emodb3")
-    runs = [r.find_element(By.TAG_NAME, "td").text for r in table.find_elements(By.CSS_SELECTOR, "tbody tr")]
-    assert runs == EMODB_RUNS  # one row per run, in config order
+    cells = [r.find_element(By.TAG_NAME, "td") for r in table.find_elements(By.CSS_SELECTOR, "tbody tr")]
+    runs = [c.find_element(By.TAG_NAME, "a").text for c in cells]
+    m = {r: metrics(emodb_run, r) for r in EMODB_RUNS}
+    best = max(EMODB_RUNS, key=lambda r: m[r]["uar"])  # ties: the first in config order
+    # one row per run: the best first, then by UAR; the runs within its interval marked
+    assert runs == sorted(EMODB_RUNS, key=lambda r: (r != best, -m[r]["uar"], EMODB_RUNS.index(r)))
+    low, high = m[best]["uar_ci95"]
+    marked = [run for run, cell in zip(runs, cells) if "\u2248" in cell.text]
+    assert marked == [r for r in runs[1:] if low <= m[r]["uar"] <= high]
 
     def uar_column():
         rows = table.find_elements(By.CSS_SELECTOR, "tbody tr")
@@ -83,8 +90,9 @@ def test_emodb_report_in_headless_chromium(emodb_run, browser):
     header.click()
     assert uar_column() == sorted(ascending, reverse=True)
 
-    best = max(EMODB_RUNS, key=lambda r: metrics(emodb_run, r)["uar"])
     assert browser.find_element(By.CSS_SELECTOR, "tr.best td").text == best
+    majority = browser.find_element(By.ID, "majority-emodb3-all-majority").text
+    assert "below chance (1/7 = 0.143)" in majority
     details = browser.find_element(By.ID, f"run-emodb3-{best}")
     assert details.get_attribute("open") is None
     details.find_element(By.TAG_NAME, "summary").click()

@@ -137,6 +137,7 @@ def test_page_upload_and_fake_microphone(server, clips, browser, tmp_path):
     browser.find_element(By.ID, "upload").click()
     error = WebDriverWait(browser, 30).until(lambda d: d.find_element(By.ID, "error").text)
     assert "cannot decode audio" in error
+    assert not browser.find_element(By.ID, "result").is_displayed()  # the previous answer is gone
 
     # Chromium's fake microphone plays an EmoDB clip into the page's recorder.
     from browser import start_driver
@@ -176,6 +177,8 @@ def test_speaker_normalised_model_enrolment(emodb_models, clips, browser):
 
         browser.get(srv.url)
         assert "normalises each speaker" in browser.find_element(By.ID, "enrolment").text
+        headings = [h.text for h in browser.find_elements(By.TAG_NAME, "h2")]
+        assert headings == ["1. Enrol your voice", "2. Predict a clip"]  # two file pickers, told apart
         browser.find_element(By.ID, "enrol-file").send_keys("\n".join(str(p) for p in clips["enrol"]))
         assert browser.find_element(By.ID, "enrol-count").text == "4 enrolment clips"
         browser.find_element(By.ID, "file").send_keys(str(clips["good"]))

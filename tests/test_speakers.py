@@ -2,13 +2,14 @@
 
 import json
 
+import joblib
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import run_snakemake
+from conftest import PROBA_ATOL, run_snakemake
 
 from serflow.speakers import SpeakerClustering, clustering_quality, group_names, split_separation
-from serflow.training import evaluate_run, fit_final
+from serflow.training import evaluate_run, fit_final, predict
 
 
 def voices(n_speakers=8, per_speaker=30, n_emotions=4, emotion_strength=1.0, seed=0):
@@ -196,7 +197,14 @@ def test_workflow_with_cluster_speakers_and_domain_norm(competition_without_spea
     assert "among the 1 domain_norm run(s)" in subs["best_reason"]
     assert "best run all-logreg_dn: UAR" in proc.stderr  # the closing summary agrees
     report = (tmp_path / "results/report.html").read_text()
-    assert "<strong>all-logreg_dn</strong> (highlighted; highest cross-validated uar among" in report
+    assert "<strong>all-logreg_dn</strong> (highlighted, first; highest cross-validated uar among" in report
+    # the API gives the workflow's test predictions of a domain-normalised model
+    bundle = joblib.load(res / "runs/all-logreg_dn/model.joblib")
+    expected = pd.read_parquet(res / "runs/all-logreg_dn/test_predictions.parquet")
+    got = predict(bundle, table[table["label"].isna()])
+    assert list(got["id"]) == list(expected["id"]) and list(got["prediction"]) == list(expected["prediction"])
+    cols = [c for c in got.columns if c.startswith("proba_")]
+    np.testing.assert_allclose(got[cols].to_numpy(), expected[cols].to_numpy(), rtol=0, atol=PROBA_ATOL)
     assert "Speakers were estimated" in report and f"in {summary['n_groups']} groups by voice" in report
     assert f"(permutation p = {sep['p_value']:.3f})" in report
     assert "and the best run was chosen among them" in report
@@ -222,8 +230,8 @@ def test_the_inner_folds_normalise_per_group_only_where_it_helps():
     picks = [f["params"]["feature_groups"] for f in m["folds"]]
     assert picks.count(["per_group"]) >= 4, picks
     bundle, _ = fit_final(table, cols, model)
-    assert bundle["speaker_norm_applied"] == "per estimated group (chosen by the inner folds)"
-    assert bundle["speaker_norm"] and len(bundle["feature_names"]) == len(cols)
+    assert bundle["normalisation"].applied == "per estimated group (chosen by the inner folds)"
+    assert bundle["normalisation"].speaker and len(bundle["feature_names"]) == len(cols)
     # Groups that follow emotion (as imperfect clusters can): per-group scaling would
     # erase the labels, and the inner folds keep the features as they are.
     halves = np.arange(len(labels)) % 2
@@ -232,4 +240,5 @@ def test_the_inner_folds_normalise_per_group_only_where_it_helps():
     picks = [f["params"]["feature_groups"] for f in m["folds"]]
     assert picks.count(["as_is"]) >= 4, picks
     bundle, _ = fit_final(table, cols, model)
-    assert bundle["speaker_norm_applied"] == "none (chosen by the inner folds)" and not bundle["speaker_norm"]
+    assert bundle["normalisation"].applied == "none (chosen by the inner folds)"
+    assert not bundle["normalisation"].speaker

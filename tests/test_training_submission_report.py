@@ -6,8 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from serflow.outputs import best_run, choose_best
 from serflow.report import dataset_section, render_report
-from serflow.submission import best_run, choose_best, label_coding, make_submission, write_submissions
+from serflow.submission import label_coding, make_submission, write_submissions
 from serflow.training import dumps_metrics, evaluate_run, fit_final, importance_table, predict
 
 
@@ -178,19 +179,19 @@ def test_report_section_from_workflow_files(tmp_path):
 
 
 def test_speaker_normalisation_uses_each_speakers_own_clips():
-    from serflow.models import speaker_standardize
-    from serflow.training import feature_matrix
+    from serflow.normalisation import Normalisation, speaker_standardize
 
     table, cols = feature_table()
     shifted = table.copy()
     shifted.loc[shifted.speaker == "c", cols] += 100.0  # speaker c records far louder
-    x, note = feature_matrix(shifted, cols, speaker_norm=True)
-    assert note == "per speaker"
+    norm = Normalisation.for_run({"speaker_norm": True}, shifted)
+    x = norm.matrix(shifted, cols)
+    assert norm.applied == "per speaker"
     for spk in ("a", "b", "c"):
         rows = (shifted.speaker == spk).to_numpy()
         np.testing.assert_allclose(x[rows].mean(axis=0), 0.0, atol=1e-9)
         np.testing.assert_allclose(x[rows].std(axis=0), 1.0)
-    same, _ = feature_matrix(table, cols, speaker_norm=True)
+    same = norm.matrix(table, cols)
     np.testing.assert_allclose(x, same, atol=1e-4)  # a speaker's offset is gone
     assert speaker_standardize(np.ones((3, 2)), ["a", "a", "b"]).tolist() == [[0.0, 0.0]] * 3
 
@@ -201,8 +202,16 @@ def test_speaker_normalisation_uses_each_speakers_own_clips():
     assert normed["model"]["speaker_norm"] is True
     assert normed["uar"] > plain["uar"]  # the held-out loud speaker no longer looks like one class
     bundle, test = fit_final(shifted, cols, model)
-    assert bundle["speaker_norm_applied"] == "per speaker" and len(test) == 4
+    assert bundle["normalisation"].applied == "per speaker" and len(test) == 4
 
     no_speakers = shifted.assign(speaker=None)
     _, fallback = evaluate_run(no_speakers, cols, model, {"n_bootstrap": 20})
     assert fallback["speaker_norm"].startswith("none (requested")
+
+
+def test_the_report_config_dump_writes_shared_values_out():
+    from serflow.report import config_text
+
+    grid = {"C": [0.1, 1.0]}
+    text = config_text({"models": {"a": {"grid": grid}, "b": {"grid": grid}}})
+    assert "&id" not in text and "*id" not in text and text.count("- 0.1") == 2

@@ -1,5 +1,7 @@
-"""Corpus adapters: each lists a corpus's clips from its config entry, without opening audio.
+"""Corpus listing: each adapter lists a corpus's clips from its config entry, without opening audio.
 
+``read_entries`` parses a dataset entry of the config into clip entries (cheap enough to
+run while Snakemake builds its DAG, so table errors stop the run before any job).
 ``ADAPTERS`` maps the config's ``adapter`` value to an ``Adapter``: its reader, the
 config keys it accepts (each adapter only its own, besides the common ones) and the
 tables whose change reruns the manifest. A generated corpus (``demo``) names the
@@ -11,15 +13,25 @@ config schema.
 
 from __future__ import annotations
 
+import csv
 import os
 import re
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import NamedTuple
 
-from serflow.manifest import AUDIO_EXTENSIONS, EMODB_EMOTIONS, Entry, ManifestError, read_table
-
+AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg")
+EMODB_EMOTIONS = {
+    "W": "anger",
+    "L": "boredom",
+    "E": "disgust",
+    "A": "fear",
+    "F": "happiness",
+    "T": "sadness",
+    "N": "neutral",
+}
 _EMODB_NAME = re.compile(r"^(?P<speaker>\d\d)(?P<text>[ab]\d\d)(?P<emotion>[WLEAFTN])(?P<version>[a-z])$")
 #: Keys every dataset entry accepts, whatever its adapter.
 COMMON_KEYS = (
@@ -34,6 +46,49 @@ COMMON_KEYS = (
     "speakers",
     "speaker_clusters",
 )
+
+
+class ManifestError(ValueError):
+    """A problem with a dataset's table or layout that stops the run."""
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One clip as listed by an adapter; ``error`` set when it must be rejected."""
+
+    id: str
+    path: str
+    label: str | None
+    speaker: str | None
+    split: str
+    error: str | None = None
+    source: str | None = None  # "table, line N" for clips listed in a table
+    stratum: str | None = None  # value of the dataset's stratify_column (e.g. a genre)
+
+
+def read_table(path) -> list[dict]:
+    """Rows of a CSV (separator sniffed among , ; and tab; UTF-8 with or without BOM)."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except FileNotFoundError:
+        raise ManifestError(f"{path}: table not found") from None
+    except UnicodeDecodeError as err:
+        raise ManifestError(f"{path}: not UTF-8 text ({err.reason})") from None
+    if not text.strip():
+        raise ManifestError(f"{path}: table is empty")
+    first = text.splitlines()[0]
+    try:
+        dialect = csv.Sniffer().sniff(first, delimiters=",;\t")
+        sep = dialect.delimiter
+    except csv.Error:
+        sep = ","
+    reader = csv.DictReader(text.splitlines(), delimiter=sep)
+    rows = list(reader)
+    for i, row in enumerate(rows, start=2):
+        if None in row or any(v is None for v in row.values()):
+            raise ManifestError(f"{path}, line {i}: wrong number of fields")
+    return rows
 
 
 def _require_columns(rows, table, columns):
@@ -53,12 +108,28 @@ def _resolve(base: Path, rel: str, sub: str = "") -> str:
     return os.path.normpath(p)
 
 
-def _list_audio(root: Path, extensions) -> list[tuple[str, tuple[str, ...]]]:
-    """(path, its parts below ``root``) of the audio files under ``root``, in path order.
+class AudioFile(NamedTuple):
+    """An audio file found by ``list_audio``: its path and its path parts below the root."""
+
+    path: str
+    parts: tuple[str, ...]
+
+    @property
+    def name(self) -> str:
+        return self.parts[-1]
+
+    @property
+    def stem(self) -> str:
+        return os.path.splitext(self.parts[-1])[0]
+
+
+def list_audio(root, extensions=AUDIO_EXTENSIONS) -> list[AudioFile]:
+    """The audio files under ``root`` (recursively, by extension), in path order.
 
     ``os.scandir`` reads file types from the directory listing: no ``stat`` per file, so
     listing 200 000 files takes about a second.
     """
+    root = Path(root)
     if not root.is_dir():
         raise ManifestError(f"{root}: corpus folder not found")
     exts = {e.lower() for e in extensions}
@@ -71,8 +142,8 @@ def _list_audio(root: Path, extensions) -> list[tuple[str, tuple[str, ...]]]:
                 if entry.is_dir():
                     stack.append((entry.path, (*parts, entry.name)))
                 elif os.path.splitext(entry.name)[1].lower() in exts and entry.is_file():
-                    found.append((entry.path, (*parts, entry.name)))
-    return sorted(found, key=lambda f: f[1])  # pathlib's order: part by part
+                    found.append(AudioFile(entry.path, (*parts, entry.name)))
+    return sorted(found, key=lambda f: f.parts)  # pathlib's order: part by part
 
 
 def _path_ids(rels: list[str]) -> list[str]:
@@ -154,30 +225,30 @@ def _read_competition(cfg, results="results", root=None):
 
 def _read_emodb(cfg, results="results"):
     entries = []
-    for path, parts in _list_audio(Path(cfg["root"]), cfg.get("extensions", [".wav"])):
-        stem = os.path.splitext(parts[-1])[0]
-        m = _EMODB_NAME.match(stem)
+    for f in list_audio(cfg["root"], cfg.get("extensions", [".wav"])):
+        m = _EMODB_NAME.match(f.stem)
         if m is None:
             entries.append(
-                Entry(stem, path, None, None, "train", "file name does not follow EmoDB's SSTTTEV pattern")
+                Entry(
+                    f.stem, f.path, None, None, "train", "file name does not follow EmoDB's SSTTTEV pattern"
+                )
             )
             continue
-        entries.append(Entry(stem, path, EMODB_EMOTIONS[m["emotion"]], m["speaker"], "train"))
+        entries.append(Entry(f.stem, f.path, EMODB_EMOTIONS[m["emotion"]], m["speaker"], "train"))
     return entries
 
 
 def _read_folders(cfg, results="results"):
-    root = Path(cfg["root"])
     pattern = re.compile(cfg["speaker_pattern"]) if cfg.get("speaker_pattern") else None
     entries = []
-    for path, parts in _list_audio(root, cfg.get("extensions", AUDIO_EXTENSIONS)):
-        if len(parts) < 2:
+    for f in list_audio(cfg["root"], cfg.get("extensions", AUDIO_EXTENSIONS)):
+        if len(f.parts) < 2:
             continue  # files directly in root carry no label
         speaker = None
         if pattern is not None:
-            m = pattern.search(os.path.splitext(parts[-1])[0])
+            m = pattern.search(f.stem)
             speaker = m["speaker"] if m and "speaker" in pattern.groupindex else (m[0] if m else None)
-        entries.append(("/".join(parts), path, parts[0], speaker))
+        entries.append(("/".join(f.parts), f.path, f.parts[0], speaker))
     ids = _path_ids([e[0] for e in entries])
     return [Entry(i, path, label, speaker, "train") for i, (_, path, label, speaker) in zip(ids, entries)]
 
@@ -246,6 +317,8 @@ class Adapter:
     sample_submission: Callable[..., Path | None] = lambda cfg, results="results": None
     #: (dataset config, output folder) -> writes a generated corpus; None for corpora on disk.
     generate: Callable[[dict, Path], Path] | None = None
+    #: What to check when most of a split's paths are missing (``{split}``: train or test).
+    missing_hint: str = "check root"
 
     def check_keys(self, cfg: dict) -> None:
         """Raise ManifestError naming a key this adapter does not take."""
@@ -273,7 +346,11 @@ ADAPTERS: dict[str, Adapter] = {
         ),
         Adapter("emodb", _read_emodb, ("root", "extensions")),
         Adapter(
-            "csv", _read_csv_dataset, ("table", *_TABLE_KEYS, "split_column"), lambda cfg: [cfg["table"]]
+            "csv",
+            _read_csv_dataset,
+            ("table", *_TABLE_KEYS, "split_column"),
+            lambda cfg: [cfg["table"]],
+            missing_hint="check the path column (paths are relative to the table's folder)",
         ),
         Adapter(
             "competition",
@@ -289,7 +366,42 @@ ADAPTERS: dict[str, Adapter] = {
             ),
             _competition_tables,
             _competition_sample,
+            missing_hint="check root and {split}_audio_dir (paths are relative to it)",
         ),
         Adapter("folders", _read_folders, ("root", "extensions", "speaker_pattern")),
     )
 }
+
+
+def read_entries(cfg: dict, results: str = "results") -> list[Entry]:
+    """List a dataset's clips with its adapter (``ADAPTERS``), then check ids and labels.
+
+    Raises ManifestError for problems with tables (missing columns, duplicate ids,
+    bad split values). Problems with single clips are carried in ``Entry.error``.
+    """
+    adapter = ADAPTERS.get(cfg["adapter"])
+    if adapter is None:
+        raise ManifestError(f"unknown adapter {cfg['adapter']!r} (use one of {', '.join(ADAPTERS)})")
+    entries = adapter.read(cfg, results)
+    seen = {}
+    for e in entries:
+        if e.id in seen:
+            first = seen[e.id]
+            where = e.source or e.path
+            also = first.source or first.path
+            raise ManifestError(f"{where}: duplicate id {e.id!r} in dataset {cfg['name']!r} (also {also})")
+        seen[e.id] = e
+    return [_check_label(e, cfg.get("label_map") or {}) for e in entries]
+
+
+def _check_label(e: Entry, label_map: dict) -> Entry:
+    if e.error or e.split == "test" and e.label is None:
+        return e
+    if not e.label:
+        return replace(e, label=None, error="empty label")
+    if label_map:
+        if e.label in label_map:
+            return replace(e, label=str(label_map[e.label]))
+        if e.label not in set(map(str, label_map.values())):
+            return replace(e, error=f"label {e.label!r} not in label_map")
+    return e

@@ -15,7 +15,7 @@ from pathlib import Path
 import yaml
 
 from serflow.adapters import ADAPTERS, COMMON_KEYS
-from serflow.plan import Plan, PlanError
+from serflow.plan import Plan, PlanError, build_plan, read_all_entries
 
 #: A split with at least this share of its paths missing stops the run.
 MISSING_SHARE = 0.5
@@ -145,8 +145,10 @@ def check_datasets(plan: Plan) -> list[str]:
     falling back to a speaker-dependent stratified k-fold; a sample submission in the
     folder that the config does not name.
     """
-    warnings = []
+    out = []
     for ds in plan.datasets.values():
+        warnings = ds.warnings
+        warnings.clear()
         entries = [e for e in ds.entries or [] if not e.error]
         for split in ("train", "test") if not ds.generated else ():  # generated: written by a job
             listed = [e for e in entries if e.split == split]
@@ -156,13 +158,9 @@ def check_datasets(plan: Plan) -> list[str]:
                 continue
             missing = [e for e in listed if not os.path.exists(e.path)]
             if len(missing) >= MISSING_SHARE * len(listed):
-                hint = {
-                    "competition": f"check root and {split}_audio_dir (paths are relative to it)",
-                    "csv": "check root and the path column (paths are relative to the table's folder)",
-                }.get(ds.adapter.name, "check root")
                 raise PlanError(
                     f"dataset {ds.name!r}: {len(missing)} of {len(listed)} {split} paths are missing "
-                    f"(e.g. {missing[0].path}); {hint}"
+                    f"(e.g. {missing[0].path}); {ds.adapter.missing_hint.format(split=split)}"
                 )
         labelled = [e for e in entries if e.label is not None]
         no_speaker = [e for e in labelled if not e.speaker]
@@ -180,13 +178,54 @@ def check_datasets(plan: Plan) -> list[str]:
                 "so protocol auto falls back to stratified_kfold: speaker-DEPENDENT scores, above what "
                 "new speakers get. Set speakers: cluster for folds grouped by estimated speakers"
             )
-        if ds.adapter.name == "competition" and "sample_submission" not in ds.config:
+        # An adapter that takes a sample submission but found none: one under another name?
+        if "sample_submission" in ds.adapter.keys and ds.adapter.sample_submission(ds.config) is None:
             root = Path(ds.config["root"])
-            if not (root / "sample_submission.csv").exists():
-                found = sorted(p.name for p in root.glob("*.csv") if "sample" in p.name.lower())
-                if found:
-                    warnings.append(
-                        f"dataset {ds.name!r}: {found[0]} looks like the sample submission but the config "
-                        f"does not name it: set sample_submission: {found[0]} (a generic file is written)"
-                    )
-    return warnings
+            found = sorted(p.name for p in root.glob("*.csv") if "sample" in p.name.lower())
+            if found:
+                warnings.append(
+                    f"dataset {ds.name!r}: {found[0]} looks like the sample submission but the config "
+                    f"does not name it: set sample_submission: {found[0]} (a generic file is written)"
+                )
+        out += warnings
+    return out
+
+
+def schema_error(config: dict, schema: dict) -> str | None:
+    """The schema's most relevant complaint about ``config`` as one line naming the key, or None.
+
+    (Snakemake's ``validate`` prints the whole schema and config around it.)"""
+    import jsonschema
+
+    error = jsonschema.exceptions.best_match(
+        jsonschema.validators.validator_for(schema)(schema).iter_errors(config)
+    )
+    if error is None:
+        return None
+    where = ": ".join(str(p) for p in error.absolute_path) or "top level"
+    return f"config key {where!r}: {error.message}"
+
+
+def check_config(config: dict, schema_path, defaults_path=None) -> tuple[list[str], list[str]]:
+    """(errors, warnings) of a config file's contents, as the workflow would find them before
+    any job: merged over ``defaults_path`` (``config/config.yaml``), keys, schema, plan and
+    the corpus listing (tables read, no audio opened)."""
+    from snakemake.utils import update_config, validate
+
+    schema = read_config_file(schema_path)
+    merged = read_config_file(defaults_path) if defaults_path and Path(defaults_path).exists() else {}
+    update_config(merged, config)
+    coerce_text_values(merged, schema)
+    errors = unknown_keys(merged, schema)
+    if errors:
+        return errors, []
+    problem = schema_error(merged, schema)
+    if problem:
+        return [problem], []
+    validate(merged, schema=str(schema_path))  # fills in the defaults
+    try:
+        plan = build_plan(merged, schema["properties"]["models"]["default"])
+        read_all_entries(plan)
+        return [], check_datasets(plan)
+    except PlanError as err:
+        return [str(err)], []

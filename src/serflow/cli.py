@@ -1,4 +1,4 @@
-"""The ``serflow`` command: use a trained model on new audio (``predict``) or in a web page (``serve``)."""
+"""The ``serflow`` command: check a config before a run, use a trained model on new audio or in a web page."""
 
 from __future__ import annotations
 
@@ -6,6 +6,10 @@ import argparse
 import os
 import sys
 from pathlib import Path
+
+DESCRIPTION = """\
+serflow's command line. The workflow itself runs with snakemake (see the README);
+these commands work beside it. serflow COMMAND --help describes each one."""
 
 
 def _predict(args) -> int:
@@ -19,7 +23,7 @@ def _predict(args) -> int:
     if not items:
         print("error: no audio found in the inputs", file=sys.stderr)
         return 2
-    if model.speaker_norm and args.speaker_norm == "refuse" and all(s is None for _, s in items):
+    if model.normalisation.speaker and args.speaker_norm == "refuse" and all(s is None for _, s in items):
         print(
             "error: the model normalises each speaker's clips with that speaker's statistics, and the"
             " inputs name no speakers: give a CSV with path and speaker columns (at least"
@@ -60,23 +64,31 @@ def _serve(args) -> int:
 
 
 def _check(args) -> int:
-    from serflow.checks import read_config_file, unknown_keys
+    from serflow.checks import check_config, read_config_file
 
-    config = read_config_file(args.config)
-    schema = read_config_file(Path(__file__).resolve().parents[2] / "workflow/schemas/config.schema.yaml")
-    problems = unknown_keys(config, schema)
-    for line in problems:
+    repo = Path(__file__).resolve().parents[2]
+    errors, warnings = check_config(
+        read_config_file(args.config),
+        repo / "workflow/schemas/config.schema.yaml",
+        repo / "config/config.yaml",
+    )
+    for line in errors:
         print(f"error: {args.config}: {line}", file=sys.stderr)
-    if not problems:
-        print(f"{args.config}: YAML and keys look right (snakemake -n --configfile {args.config}: the rest)")
-    return 2 if problems else 0
+    for line in warnings:
+        print(f"warning: {args.config}: {line}", file=sys.stderr)
+    if errors or warnings:
+        return 2 if errors else 1
+    print(f"{args.config}: YAML, keys, schema and corpus listing look right")
+    return 0
 
 
 def parser() -> argparse.ArgumentParser:
-    from serflow.predict import MIN_SPEAKER_CLIPS, SPEAKER_NORM_CHOICES
+    from serflow.normalisation import FALLBACKS, MIN_SPEAKER_CLIPS
 
-    ap = argparse.ArgumentParser(prog="serflow", description=__doc__)
-    sub = ap.add_subparsers(dest="command", required=True)
+    ap = argparse.ArgumentParser(
+        prog="serflow", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    sub = ap.add_subparsers(dest="command", required=True, metavar="COMMAND", title="commands")
     p = sub.add_parser(
         "predict",
         help="predict the emotion of audio files with a trained model",
@@ -97,7 +109,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--no-cache", action="store_true", help="neither read nor write a feature cache")
     p.add_argument(
         "--speaker-norm",
-        choices=SPEAKER_NORM_CHOICES,
+        choices=FALLBACKS,
         default="refuse",
         help="for a speaker-normalised model, clips whose speaker has too few clips: refuse them"
         " (default), or scale them with the training set's statistics (noted in the output)",
@@ -118,8 +130,11 @@ def parser() -> argparse.ArgumentParser:
     s.set_defaults(run=_serve)
     c = sub.add_parser(
         "check",
-        help="check a config file: YAML syntax (with the line) and unknown keys (with a did-you-mean)",
-        description="Snakemake reports a YAML error without file or line; this names both.",
+        help="check a config file before a run: YAML, keys, schema and corpus listing",
+        description="Check a config file as the workflow would before any job: YAML syntax (naming"
+        " the line), unknown keys (with a did-you-mean), the schema, the plan and the corpus listing"
+        " (tables read, no audio opened), merged over config/config.yaml. Exit status 0: clean;"
+        " 1: warnings (e.g. a speaker_pattern matching no file name); 2: errors.",
     )
     c.add_argument("config", type=Path, help="a config file (YAML)")
     c.set_defaults(run=_check)

@@ -6,8 +6,6 @@ its defaults, and every Snakemake start would otherwise pay about 1.7 s for it.
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 
 EVALUATION_DEFAULTS = {
@@ -104,46 +102,6 @@ def make_folds(
     raise ValueError(f"unknown protocol {protocol!r} (use one of auto, {', '.join(PROTOCOLS)})")
 
 
-def cross_val_predict_proba(estimator, x, y, folds, n_classes: int, groups=None):
-    """Out-of-fold class probabilities, fold numbers and the fitted model of each fold.
-
-    ``y`` holds integer codes 0..n_classes-1. ``estimator`` is an unfitted
-    scikit-learn estimator (cloned per fold) or a callable ``(x, y, groups) -> fitted
-    model``. Every statistic (scaling, selection, search) is fitted on the training
-    indices of a fold only. A training fold that lacks some classes is re-coded to
-    0..k-1 for it, so every estimator sees contiguous codes.
-    """
-    from sklearn.base import clone
-
-    if callable(getattr(estimator, "fit", None)):
-        template = estimator
-        estimator = lambda xs, ys, gs: clone(template).fit(xs, ys)  # noqa: E731
-    groups = None if groups is None else np.asarray(groups)
-    proba = np.zeros((len(y), n_classes))
-    fold_of = np.full(len(y), -1)
-    fitted = []
-    for k, (train, test) in enumerate(folds):
-        present, local = np.unique(y[train], return_inverse=True)
-        model = estimator(x[train], local, None if groups is None else groups[train])
-        proba[np.ix_(test, present)] = model.predict_proba(x[test])
-        fold_of[test] = k
-        fitted.append(model)
-    return proba, fold_of, fitted
-
-
-def bootstrap_interval(y_true, y_pred, metric, n_boot: int = 1000, seed: int = 0, level: float = 0.95):
-    """Percentile bootstrap interval of ``metric`` over files (seeded, deterministic)."""
-    rng = np.random.default_rng(seed)
-    n = len(y_true)
-    stats = np.empty(n_boot)
-    with warnings.catch_warnings():  # resamples may miss a class; that is expected here
-        warnings.simplefilter("ignore", UserWarning)
-        for b in range(n_boot):
-            idx = rng.integers(0, n, n)
-            stats[b] = metric(y_true[idx], y_pred[idx])
-    return _interval(stats, level)
-
-
 def bootstrap_accuracy_uar(y_true, y_pred, n_classes: int, n_boot: int = 1000, seed: int = 0):
     """Accuracy and UAR of ``n_boot`` seeded resamples of the files (vectorised; memory-bounded).
 
@@ -175,7 +133,7 @@ def _interval(stats, level: float = 0.95):
 
 
 def score(y_true, y_pred, labels, n_boot: int = 1000, seed: int = 0) -> dict:
-    """Accuracy, UAR, macro-F1 (with 95% bootstrap intervals), per-class P/R/F1, confusion matrix."""
+    """Accuracy and UAR (each with a 95% bootstrap interval), macro-F1, per-class P/R/F1, confusion matrix."""
     from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precision_recall_fscore_support
 
     y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)

@@ -1,9 +1,7 @@
-"""Corpus manifests: adapters that list a corpus's clips, and the probed manifest table.
+"""The probed manifest table: every listed clip decoded once, split into the manifest and
+the rejected files (``build_manifest``), and its shards for the extraction jobs.
 
-``read_entries`` parses a dataset entry of the config into clip entries without
-opening any audio (cheap enough to run while Snakemake builds its DAG, so table
-errors stop the run before any job). ``build_manifest`` then decodes every clip
-and splits the entries into the manifest and the rejected files.
+Listing a corpus's clips (without opening audio) is ``serflow.adapters``'s.
 """
 
 from __future__ import annotations
@@ -11,10 +9,10 @@ from __future__ import annotations
 import csv
 import hashlib
 import os
-from dataclasses import dataclass, replace
 from pathlib import Path
 
-AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg")
+from serflow.adapters import ManifestError
+
 MANIFEST_COLUMNS = (
     "id",
     "path",
@@ -28,95 +26,6 @@ MANIFEST_COLUMNS = (
     "checksum",
 )
 REJECTED_COLUMNS = ("id", "path", "stage", "reason")
-
-EMODB_EMOTIONS = {
-    "W": "anger",
-    "L": "boredom",
-    "E": "disgust",
-    "A": "fear",
-    "F": "happiness",
-    "T": "sadness",
-    "N": "neutral",
-}
-
-
-class ManifestError(ValueError):
-    """A problem with a dataset's table or layout that stops the run."""
-
-
-@dataclass(frozen=True)
-class Entry:
-    """One clip as listed by an adapter; ``error`` set when it must be rejected."""
-
-    id: str
-    path: str
-    label: str | None
-    speaker: str | None
-    split: str
-    error: str | None = None
-    source: str | None = None  # "table, line N" for clips listed in a table
-    stratum: str | None = None  # value of the dataset's stratify_column (e.g. a genre)
-
-
-def read_table(path) -> list[dict]:
-    """Rows of a CSV (separator sniffed among , ; and tab; UTF-8 with or without BOM)."""
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except FileNotFoundError:
-        raise ManifestError(f"{path}: table not found") from None
-    except UnicodeDecodeError as err:
-        raise ManifestError(f"{path}: not UTF-8 text ({err.reason})") from None
-    if not text.strip():
-        raise ManifestError(f"{path}: table is empty")
-    first = text.splitlines()[0]
-    try:
-        dialect = csv.Sniffer().sniff(first, delimiters=",;\t")
-        sep = dialect.delimiter
-    except csv.Error:
-        sep = ","
-    reader = csv.DictReader(text.splitlines(), delimiter=sep)
-    rows = list(reader)
-    for i, row in enumerate(rows, start=2):
-        if None in row or any(v is None for v in row.values()):
-            raise ManifestError(f"{path}, line {i}: wrong number of fields")
-    return rows
-
-
-def read_entries(cfg: dict, results: str = "results") -> list[Entry]:
-    """List a dataset's clips with its adapter (``serflow.adapters.ADAPTERS``), then check ids and labels.
-
-    Raises ManifestError for problems with tables (missing columns, duplicate ids,
-    bad split values). Problems with single clips are carried in ``Entry.error``.
-    """
-    from serflow.adapters import ADAPTERS
-
-    adapter = ADAPTERS.get(cfg["adapter"])
-    if adapter is None:
-        raise ManifestError(f"unknown adapter {cfg['adapter']!r} (use one of {', '.join(ADAPTERS)})")
-    entries = adapter.read(cfg, results)
-    seen = {}
-    for e in entries:
-        if e.id in seen:
-            first = seen[e.id]
-            where = e.source or e.path
-            also = first.source or first.path
-            raise ManifestError(f"{where}: duplicate id {e.id!r} in dataset {cfg['name']!r} (also {also})")
-        seen[e.id] = e
-    return [_check_label(e, cfg.get("label_map") or {}) for e in entries]
-
-
-def _check_label(e: Entry, label_map: dict) -> Entry:
-    if e.error or e.split == "test" and e.label is None:
-        return e
-    if not e.label:
-        return replace(e, label=None, error="empty label")
-    if label_map:
-        if e.label in label_map:
-            return replace(e, label=str(label_map[e.label]))
-        if e.label not in set(map(str, label_map.values())):
-            return replace(e, error=f"label {e.label!r} not in label_map")
-    return e
 
 
 def listing_digest(entries) -> str:
@@ -134,11 +43,6 @@ def listing_digest(entries) -> str:
             state = "missing"
         h.update(f"{e.id}\t{e.path}\t{state}\t{e.label}\t{e.speaker}\t{e.split}\t{e.error}\n".encode())
     return h.hexdigest()
-
-
-def source_files(entries) -> list[str]:
-    """Audio files the entries name that exist (inputs whose change reruns the manifest)."""
-    return [e.path for e in entries if e.error is None and os.path.isfile(e.path)]
 
 
 def build_manifest(

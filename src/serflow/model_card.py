@@ -4,14 +4,29 @@ from __future__ import annotations
 
 import json
 
-from serflow.evaluation import SPEAKER_DEPENDENT
-from serflow.submission import normalisation
+from serflow.normalisation import Normalisation
+from serflow.outputs import TRUST, normalisation, trust
 
 
 def _interval(metrics: dict, key: str) -> str:
     low, high = metrics.get(f"{key}_ci95") or (None, None)
     ci = f" [{low:.3f}, {high:.3f}]" if low is not None else ""
     return f"{metrics[key]:.3f}{ci}"
+
+
+def _new_clips(norm: Normalisation) -> str:
+    parts = []
+    if norm.speaker:
+        parts.append(
+            "each speaker's clips are standardised with that speaker's statistics; at prediction time give "
+            "several clips per speaker (`serflow predict` needs 5 by default) or accept global scaling"
+        )
+    if norm.domain:
+        parts.append(
+            "the clips of one call are standardised together as one test domain (at least 5 of them,"
+            " else with the training statistics)"
+        )
+    return ("; then ".join(parts) or "none") + "."
 
 
 def model_card(bundle: dict, metrics: dict) -> str:
@@ -23,7 +38,11 @@ def model_card(bundle: dict, metrics: dict) -> str:
     per_label = training.get("clips_per_label") or {
         lab: c["support"] for lab, c in metrics.get("per_class", {}).items()
     }
-    independent = metrics.get("speaker_independent", metrics.get("protocol") not in SPEAKER_DEPENDENT)
+    level = trust(metrics)
+    held = TRUST[level][1]
+    if level == "dependent":
+        head, _, rest = held.partition(":")
+        held = f"**{head}**:{rest}"
     lines = [
         f"# Model card: {dataset} / {run}",
         "",
@@ -42,15 +61,7 @@ def model_card(bundle: dict, metrics: dict) -> str:
         *(f"| {lab} | {n} |" for lab, n in per_label.items()),
         "",
         "## Evaluation",
-        f"- Protocol `{metrics['protocol']}`, {metrics['n_folds']} folds: "
-        + (
-            "grouped by estimated speakers (clusters of voices), so approximately speaker-independent."
-            if independent and metrics.get("speakers") == "estimated"
-            else "speaker-independent (no test speaker in training)."
-            if independent
-            else "**speaker-dependent**: speakers are shared between training and test folds (or unknown),"
-            " so expect less on new voices."
-        ),
+        f"- Protocol `{metrics['protocol']}`, {metrics['n_folds']} folds: {held}.",
         f"- UAR {_interval(metrics, 'uar')}, accuracy {_interval(metrics, 'accuracy')}, "
         f"macro-F1 {metrics['macro_f1']:.3f} (95% bootstrap intervals over clips).",
         f"- Normalisation: {normalisation(metrics)}.",
@@ -66,13 +77,7 @@ def model_card(bundle: dict, metrics: dict) -> str:
         f"- Kind `{bundle['kind']}`, chosen parameters `{json.dumps(bundle.get('chosen_params') or {})}`, "
         f"{len(bundle['feature_names'])} features (feature set `{bundle.get('feature_set', '?')}`).",
         "- Probability columns, in order: " + ", ".join(f"`proba_{lab}`" for lab in labels) + ".",
-        "- Speaker normalisation: "
-        + (
-            "each speaker's clips are standardised with that speaker's statistics; at prediction time give "
-            "several clips per speaker (`serflow predict` needs 5 by default) or accept global scaling."
-            if bundle.get("speaker_norm")
-            else "none."
-        ),
+        f"- Normalisation of new clips: {_new_clips(Normalisation.from_bundle(bundle))}",
         "",
         "## Features",
         "Extractor parameters (read from the model by `serflow predict`):",
@@ -92,6 +97,6 @@ def model_card(bundle: dict, metrics: dict) -> str:
         f"- It only knows the labels {', '.join(labels)}: any other state is forced into one of them.",
         "- Scores pool the out-of-fold predictions of every fold; per-speaker scores are in metrics.json.",
     ]
-    if not independent:
+    if level == "dependent":
         lines.append("- The evaluation shares speakers between training and test folds: it is optimistic.")
     return "\n".join(lines) + "\n"

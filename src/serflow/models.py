@@ -394,19 +394,3 @@ def feature_importance(model, kind: str, feature_names) -> tuple[str, np.ndarray
     if values.shape != (len(feature_names),):
         return None
     return meaning, values
-
-
-def speaker_standardize(x, speakers) -> np.ndarray:
-    """Standardise each speaker's rows with that speaker's own mean and std.
-
-    Labels are never used, so the held-out speaker of a fold may be normalised with
-    its own clips. Constant columns of a speaker become 0.
-    """
-    x = np.asarray(x, dtype=np.float64)
-    speakers = np.asarray(speakers)
-    out = np.empty_like(x)
-    for spk in np.unique(speakers):
-        rows = speakers == spk
-        mean, std = x[rows].mean(axis=0), x[rows].std(axis=0)
-        out[rows] = (x[rows] - mean) / np.where(std > 0, std, 1.0)
-    return out

@@ -9,12 +9,14 @@ Snakemake. Reading the corpus tables (``entries``) is separate: it touches the d
 
 from __future__ import annotations
 
+import functools
+import math
 from dataclasses import dataclass, field
 
-from serflow.adapters import ADAPTERS, Adapter
-from serflow.evaluation import EVALUATION_DEFAULTS
+from serflow.adapters import ADAPTERS, Adapter, Entry, ManifestError, read_entries
+from serflow.evaluation import EVALUATION_DEFAULTS, SCORING_KEYS
 from serflow.features import FEATURE_SETS, FeatureSpec
-from serflow.manifest import Entry, ManifestError, read_entries
+from serflow.manifest import listing_digest
 
 #: Runs of a config without ``runs``: every model on these feature sets.
 DEFAULT_RUN_SETS = ("prosody", "mfcc_deltas", "all")
@@ -22,6 +24,26 @@ DEFAULT_RUN_SETS = ("prosody", "mfcc_deltas", "all")
 
 class PlanError(ValueError):
     """A config that cannot be planned; the message names the key."""
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """One model of the config, resolved once: its kind, the settings that shape its
+    results (what a run's fits and its rerun depend on) and its library threads."""
+
+    name: str
+    kind: str
+    settings: dict
+    threads: int = 1
+
+    #: Settings given only when they differ from these (other models keep their params).
+    OPTIONAL = {"feature_groups": None, "scale": True, "domain_norm": False}
+
+    @classmethod
+    def from_config(cls, name: str, cfg: dict) -> ModelSpec:
+        settings = {k: cfg.get(k) for k in ("kind", "params", "grid", "class_weight", "speaker_norm")}
+        settings.update({k: cfg[k] for k, unset in cls.OPTIONAL.items() if cfg.get(k, unset) != unset})
+        return cls(name, cfg["kind"], settings, int(cfg.get("threads", 1)))
 
 
 @dataclass
@@ -38,6 +60,8 @@ class DatasetPlan:
     on_bad_file: str
     speakers: str = "given"  # or "cluster": estimated groups replace the speaker ids
     entries: list[Entry] | None = field(default=None, repr=False)
+    #: What ``checks.check_datasets`` found doubtful in the listing (for the report and summary).
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def run_names(self) -> list[str]:
@@ -51,6 +75,22 @@ class DatasetPlan:
     def generated(self) -> bool:
         return self.adapter.generate is not None
 
+    @property
+    def has_test_clips(self) -> bool:
+        """Whether the listing holds unlabelled test clips (so the dataset gets submissions)."""
+        return any(e.split == "test" and e.label is None and e.error is None for e in self.entries)
+
+    @property
+    def fit_evaluation(self) -> dict:
+        """The evaluation settings a run's fits depend on (not those of scoring)."""
+        return {k: v for k, v in self.evaluation.items() if k not in SCORING_KEYS}
+
+    @functools.cached_property
+    def listing_digest(self) -> str:
+        """The audio files' state as one digest: a changed, added or removed clip reruns the
+        manifest through this parameter, without Snakemake tracking every file as an input."""
+        return "generated" if self.generated else listing_digest(self.entries)
+
 
 #: ``extraction.shards: auto``: one shard per this many clips of the largest dataset, within
 #: the bounds below; from the corpus, not the machine, so results move between machines.
@@ -61,13 +101,70 @@ AUTO_SHARDS = (2, 32)
 @dataclass
 class Plan:
     datasets: dict[str, DatasetPlan]
-    models: dict[str, dict]
+    models: dict[str, ModelSpec]
     n_shards: int
     auto_shards: bool = False  # n_shards follows the corpus size once entries are read
+    #: ``training``: fold_workers, fold_jobs, parallel_min_seconds (defaults as the schema's).
+    training: dict = field(default_factory=dict)
+    _costs: dict = field(default_factory=dict, repr=False)
 
     @property
     def shards(self) -> list[str]:
         return [f"{k:03d}" for k in range(self.n_shards)]
+
+    # Resources: sized from EmoDB measurements (peak RSS: manifest 128 MB, extraction 323 MB,
+    # feature table 147 MB, training 314 MB; about 0.05 s per clip to extract) with wide
+    # margins. Runtimes are minutes. A profile's set-resources overrides any of them.
+
+    def cost(self, dataset: str, feature_set: str, model: str) -> RunCost:
+        key = (dataset, feature_set, model)
+        if key not in self._costs:
+            self._costs[key] = run_cost(self.datasets[dataset], feature_set, self.models[model])
+        return self._costs[key]
+
+    @property
+    def fold_jobs(self) -> int:
+        return max(1, self.training.get("fold_jobs", 1))
+
+    def fold_workers(self, dataset: str, feature_set: str, model: str) -> int:
+        """Processes for a run's outer folds: one for runs of a few seconds (start-up would dominate)."""
+        cost = self.cost(dataset, feature_set, model)
+        if cost.folds < 2 or cost.seconds < self.training.get("parallel_min_seconds", 20):
+            return 1
+        return min(self.training.get("fold_workers", 8), math.ceil(cost.folds / self.fold_jobs))
+
+    def train_threads(self, dataset: str, feature_set: str, model: str) -> int:
+        return self.models[model].threads * self.fold_workers(dataset, feature_set, model)
+
+    def train_mem_mb(self, dataset: str, feature_set: str, model: str, table_mb: float) -> int:
+        """The table as read (20 x its Parquet size), plus four float64 copies of the run's
+        matrix (scaled, projected, fold subsets) in each fold process."""
+        cost = self.cost(dataset, feature_set, model)
+        matrix_mb = cost.clips * cost.columns * 8 / 2**20
+        return 1000 + math.ceil(
+            20 * table_mb + 4 * matrix_mb * self.fold_workers(dataset, feature_set, model)
+        )
+
+    def train_runtime(self, dataset: str, feature_set: str, model: str) -> int:
+        """Minutes: the run's estimated cost (five times the measured rate), over its processes."""
+        seconds = self.cost(dataset, feature_set, model).seconds * 5 / self.fold_jobs
+        return 15 + math.ceil(seconds / 60 / self.fold_workers(dataset, feature_set, model))
+
+
+def manifest_runtime(n_clips: int) -> int:
+    return 10 + math.ceil(n_clips * 0.05 / 60)  # every file probed, one thread
+
+
+def extract_runtime(extractor, n_clips: int) -> int:
+    return 10 + math.ceil(n_clips * extractor.seconds_per_clip / 60)
+
+
+def extract_disk_mb(n_clips: int) -> int:
+    return 100 + math.ceil(n_clips * 0.05)  # cache files of about 3 KB each
+
+
+def table_mem_mb(inputs_mb: float) -> int:
+    return 1000 + math.ceil(4 * inputs_mb)
 
 
 def _where(dataset: str, key: str) -> str:
@@ -105,7 +202,8 @@ def build_plan(config: dict, default_models: dict | None = None) -> Plan:
     ``runs``, the runs are the config's own models (or the defaults when it has none).
     """
     own = list(config["models"])
-    models = {**(default_models or {}), **config["models"]}
+    model_configs = {**(default_models or {}), **config["models"]}
+    models = {name: ModelSpec.from_config(name, m) for name, m in model_configs.items()}
     feature_sets = {**FEATURE_SETS, **{k: tuple(v) for k, v in config.get("feature_sets", {}).items()}}
     default_runs = config.get("runs") or [{"feature_sets": list(DEFAULT_RUN_SETS), "models": own}]
     names = [d["name"] for d in config["datasets"]]
@@ -145,7 +243,7 @@ def build_plan(config: dict, default_models: dict | None = None) -> Plan:
                 raise PlanError(f"dataset {name!r}: feature set {fs!r} {err}") from None
         for fs, model in runs:
             available = set(features.groups) if "all" in tables[fs] else set(tables[fs])
-            for choice in models[model].get("feature_groups") or []:
+            for choice in models[model].settings.get("feature_groups") or []:
                 missing = [g for g in choice if g != "all" and g not in available]
                 if missing:
                     raise PlanError(
@@ -164,9 +262,10 @@ def build_plan(config: dict, default_models: dict | None = None) -> Plan:
             speakers=speakers,
         )
     shards = config["extraction"]["shards"]
+    training = dict(config.get("training") or {})
     if shards == "auto":
-        return Plan(datasets, models, AUTO_SHARDS[0], auto_shards=True)
-    return Plan(datasets, models, int(shards))
+        return Plan(datasets, models, AUTO_SHARDS[0], auto_shards=True, training=training)
+    return Plan(datasets, models, int(shards), training=training)
 
 
 def read_all_entries(plan: Plan, results: str = "results") -> None:
@@ -209,7 +308,7 @@ class RunCost:
         return self.fits * self.clips * self.columns * SECONDS_PER_CELL
 
 
-def run_cost(ds: DatasetPlan, feature_set: str, model: dict) -> RunCost:
+def run_cost(ds: DatasetPlan, feature_set: str, model: ModelSpec) -> RunCost:
     """Clips x columns x outer folds x fits per fold (grid points x inner folds + the refit)."""
     from serflow.features import select_columns
 
@@ -225,8 +324,8 @@ def run_cost(ds: DatasetPlan, feature_set: str, model: dict) -> RunCost:
     protocol = ev["protocol"] if ev["protocol"] != "auto" else ("loso" if known else "stratified_kfold")
     folds = {"loso": len(speakers), "random_split": 1, "dataset_split": 1}.get(protocol, ev["n_splits"])
     grid = 1
-    for values in (model.get("grid") or {}).values():
+    for values in (model.settings.get("grid") or {}).values():
         grid *= len(values)
-    grid *= max(1, len(model.get("feature_groups") or []))
-    fits = 1 if grid == 1 and not model.get("grid") else grid * ev["inner_splits"] + 1
+    grid *= max(1, len(model.settings.get("feature_groups") or []))
+    fits = 1 if grid == 1 and not model.settings.get("grid") else grid * ev["inner_splits"] + 1
     return RunCost(len(labelled), columns, max(1, folds), fits)

@@ -12,18 +12,12 @@ from pathlib import Path
 
 import numpy as np
 
+from serflow.adapters import AUDIO_EXTENSIONS
 from serflow.audio import AudioError, _read_bytes, checksum_bytes, decode_clip
 from serflow.cache import FeatureCache
 from serflow.features import REGISTRY, Clip, Extractor
-from serflow.manifest import AUDIO_EXTENSIONS
-from serflow.models import speaker_standardize
-from serflow.training import standardize as _standardize
+from serflow.normalisation import MIN_SPEAKER_CLIPS, Normalisation
 
-#: Fewest clips of one speaker for per-speaker normalisation at prediction time.
-MIN_SPEAKER_CLIPS = 5
-#: ``speaker_norm`` choices when a speaker-normalised model meets clips without enough
-#: of their speaker's clips: refuse them, or scale with the training set's statistics.
-SPEAKER_NORM_CHOICES = ("refuse", "global")
 PATH_COLUMNS = ("path", "file", "filename", "file_name", "filepath", "audio", "wav")
 
 
@@ -119,8 +113,8 @@ class TrainedModel:
         return list(self.bundle["labels"])
 
     @property
-    def speaker_norm(self) -> bool:
-        return bool(self.bundle.get("speaker_norm"))
+    def normalisation(self) -> Normalisation:
+        return Normalisation.from_bundle(self.bundle)
 
     @property
     def card(self) -> Path:
@@ -134,59 +128,6 @@ class TrainedModel:
         """The feature cache the model was trained with, when it still exists."""
         cache = self.bundle.get("cache_dir")
         return Path(cache) if cache and Path(cache).is_dir() else None
-
-    def normalise(self, x: np.ndarray, speakers=None, speaker_norm: str = "refuse", min_clips: int = 0):
-        """(rows ready for the model, note per row, error per row): normalised as in training.
-
-        Rows whose speaker has at least ``min_clips`` (default ``MIN_SPEAKER_CLIPS``) rows
-        are standardised with that speaker's statistics; the others are scaled with the
-        training set's statistics when ``speaker_norm='global'``, else refused.
-        A model trained with ``domain_norm`` standardises the clips together, as one test
-        domain (with the training statistics when there are fewer than ``min_clips``).
-        Other models return ``x`` unchanged.
-        """
-        n = len(x)
-        notes: list[str] = [""] * n
-        errors: list[str | None] = [None] * n
-        min_clips = min_clips or MIN_SPEAKER_CLIPS
-        if self.bundle.get("domain_norm") and n:
-            if n >= min_clips:
-                return _standardize(x), [f"test domain ({n} clips)"] * n, errors
-            note = f"training statistics: fewer than {min_clips} clips to form a test domain"
-            return self._training_scaled(x), [note] * n, errors
-        if not self.speaker_norm or n == 0:
-            return x, notes, errors
-        out = np.array(x, dtype=np.float64)
-        spk = np.array([None if s is None or s != s or s == "" else str(s) for s in (speakers or [None] * n)])
-        counts = {s: int((spk == s).sum()) for s in set(spk.tolist()) if s is not None}
-        enough = np.array([s is not None and counts[s] >= min_clips for s in spk], dtype=bool)
-        if enough.any():
-            out[enough] = speaker_standardize(x[enough], spk[enough])
-            for i in np.flatnonzero(enough):
-                notes[i] = f"per speaker ({counts[spk[i]]} clips)"
-        for i in np.flatnonzero(~enough):
-            why = (
-                "no speaker given"
-                if spk[i] is None
-                else f"speaker '{spk[i]}' has {counts[spk[i]]} clip(s), fewer than {min_clips}"
-            )
-            if speaker_norm == "global" and "feature_mean" in self.bundle:
-                out[i] = self._training_scaled(x[i])
-                notes[i] = f"global scaling: {why}"
-            elif speaker_norm == "global":
-                errors[i] = (
-                    f"{why}; the model predates saved training statistics: retrain it for global scaling"
-                )
-            else:
-                errors[i] = (
-                    f"the model normalises per speaker and {why}: give at least {min_clips} clips"
-                    " per speaker, or use global scaling (--speaker-norm global)"
-                )
-        return out, notes, errors
-
-    def _training_scaled(self, x: np.ndarray) -> np.ndarray:
-        std = self.bundle["feature_std"]
-        return (x - self.bundle["feature_mean"]) / np.where(std > 0, std, 1.0)
 
     def predict_proba(self, x: np.ndarray) -> np.ndarray:
         """Class probabilities (one thread: the same numbers on any machine and any ``--jobs``)."""
@@ -284,7 +225,7 @@ def predict_files(
     n_features = len(model.bundle["feature_names"])
     x = np.vstack([r for r in rows if r is not None]) if ok.any() else np.zeros((0, n_features))
     speakers = [s for (_, s), good in zip(items, ok) if good]
-    x, notes, norm_errors = model.normalise(x, speakers, speaker_norm, min_speaker_clips)
+    x, notes, norm_errors = model.normalisation.transform(x, speakers, speaker_norm, min_speaker_clips)
     keep = np.array([e is None for e in norm_errors], dtype=bool)
     proba = np.full((len(paths), len(model.labels)), np.nan)
     proba[np.flatnonzero(ok)[keep]] = model.predict_proba(x[keep])
@@ -301,7 +242,7 @@ def predict_files(
     out["prediction"] = [labels[int(np.argmax(p))] if good else "" for p, good in zip(proba, predicted)]
     for i, label in enumerate(labels):
         out[f"proba_{label}"] = proba[:, i]
-    if model.speaker_norm or model.bundle.get("domain_norm"):
+    if model.normalisation.active:
         out["normalisation"] = all_notes
     out["error"] = [e or "" for e in errors]
     return out

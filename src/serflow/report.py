@@ -16,7 +16,7 @@ from pathlib import Path
 import jinja2
 import numpy as np
 
-from serflow.submission import normalisation
+from serflow.outputs import TRUST, best_run, normalisation, read_metrics, trust, within_interval
 
 
 def summarise_dataset(manifest, rejected, label_map=None, plots: bool = True) -> dict:
@@ -66,10 +66,16 @@ def _counts(frame, column) -> dict:
     return {str(k): int(v) for k, v in frame[column].value_counts().sort_index().items()}
 
 
-def run_rows(metrics: dict, best: str | None = None, fit_seconds: dict | None = None) -> list[dict]:
-    """One comparison-table row per run (``metrics``: run name -> metrics dict)."""
+def run_rows(
+    metrics: dict, best: str | None = None, fit_seconds: dict | None = None, metric: str = "uar"
+) -> list[dict]:
+    """One comparison-table row per run (``metrics``: run name -> metrics dict): the best
+    first, then by ``metric``; ``close`` marks the runs within the best run's interval."""
+    close = set(within_interval(metrics, best, metric)) if best else set()
+    order = sorted(metrics, key=lambda r: (r != best, -metrics[r][metric], list(metrics).index(r)))
     rows = []
-    for run, m in metrics.items():
+    for run in order:
+        m = metrics[run]
         feature_set, model = run.rsplit("-", 1)
         rows.append(
             {
@@ -83,6 +89,9 @@ def run_rows(metrics: dict, best: str | None = None, fit_seconds: dict | None = 
                 "n_folds": m["n_folds"],
                 "speaker_norm": normalisation(m),
                 "speakers": m.get("speakers", "given"),
+                "n_labels": len(m["labels"]),
+                "trust": trust(m),
+                "trust_text": TRUST[trust(m)][0],
                 "uar": m["uar"],
                 "uar_ci95": m["uar_ci95"],
                 "accuracy": m["accuracy"],
@@ -90,6 +99,7 @@ def run_rows(metrics: dict, best: str | None = None, fit_seconds: dict | None = 
                 "macro_f1": m["macro_f1"],
                 "fit_s": (fit_seconds or {}).get(run),
                 "best": run == best,
+                "close": run in close,
             }
         )
     return rows
@@ -232,17 +242,16 @@ def dataset_section(
     label_map=None,
     sample_rate: int = 16000,
     with_examples: bool = True,
+    warnings: list[str] = (),
 ) -> dict:
     """Everything the report shows for one dataset, read from the workflow's outputs.
 
     ``paths``: manifest, rejected, metrics (list, one per run), importance (list),
     shards (list), tables (feature set -> path), models (list), benchmarks (folder),
     and optionally submissions (the submissions.json) and speakers (``speakers.json`` of
-    a ``speakers: cluster`` dataset).
+    a ``speakers: cluster`` dataset). ``warnings``: what the listing checks found.
     """
     import pandas as pd
-
-    from serflow.submission import best_run, read_metrics
 
     metrics = read_metrics(dict(zip(runs, paths["metrics"])))
     best = best_run(metrics, metric) if metrics else None
@@ -287,8 +296,9 @@ def dataset_section(
         "name": name,
         "summary": summarise_dataset(manifest, rejected, label_map),
         "estimated_speakers": speakers,
+        "warnings": list(warnings),
         "metric": metric,
-        "runs": run_rows(metrics, best, fit_seconds(bench, runs) if bench else {}),
+        "runs": run_rows(metrics, best, fit_seconds(bench, runs) if bench else {}, metric),
         "best": best,
         "best_reason": best_reason,
         "best_details": next((d for d in details if d["run"] == best), None),
@@ -325,6 +335,17 @@ def extractor_table(common: dict, per_dataset: dict) -> dict:
             if changed:
                 out[f"dataset {ds}: {name}"] = line(changed)
     return out
+
+
+def config_text(config: dict) -> str:
+    """The config as YAML, every repeated value written out (no ``&id001`` anchors)."""
+    import yaml
+
+    class Dumper(yaml.SafeDumper):
+        def ignore_aliases(self, data):
+            return True
+
+    return yaml.dump(dict(config), Dumper=Dumper, sort_keys=False, allow_unicode=True)
 
 
 def render_report(datasets: list[dict], provenance: dict | None = None, title: str = "serflow report") -> str:

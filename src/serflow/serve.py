@@ -17,7 +17,8 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, JSONResponse
 
 from serflow.audio import AudioError, decode_clip
-from serflow.predict import MIN_SPEAKER_CLIPS, TrainedModel
+from serflow.normalisation import MIN_SPEAKER_CLIPS
+from serflow.predict import TrainedModel
 
 WAVEFORM_POINTS = 400
 
@@ -59,8 +60,8 @@ class Predictor:
         rows = [self._decode(d, f"enrolment clip {i + 1}")[1] for i, d in enumerate(enrol)]
         y, row = self._decode(data, "upload")
         x = np.vstack([*rows, row])
-        x, notes, _ = self.model.normalise(x, ["you"] * len(x), "global", MIN_SPEAKER_CLIPS)
-        if self.model.speaker_norm and len(x) < MIN_SPEAKER_CLIPS:
+        x, notes, _ = self.model.normalisation.transform(x, ["you"] * len(x), "global", MIN_SPEAKER_CLIPS)
+        if self.model.normalisation.speaker and len(x) < MIN_SPEAKER_CLIPS:
             more = MIN_SPEAKER_CLIPS - len(x)
             notes[-1] = (
                 f"global scaling (training statistics): enrol {more} more clip(s) to normalise per speaker"
@@ -106,7 +107,7 @@ def create_app(model: TrainedModel, max_upload_mb: float = 20.0):
     page = env.get_template("serve.html.j2").render(
         model=model.name,
         labels=model.labels,
-        speaker_norm=model.speaker_norm,
+        speaker_norm=model.normalisation.speaker,
         enrol_clips=MIN_SPEAKER_CLIPS - 1,
         max_upload_mb=max_upload_mb,
         card=model.card.exists(),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-METRICS = ("uar", "accuracy", "macro_f1")
+from serflow.outputs import best_facts, choose_best, read_metrics
 
 
 def sample_submission_path(cfg: dict, results: str = "results") -> Path | None:
@@ -65,50 +65,6 @@ def make_submission(
     return out, missing
 
 
-def read_metrics(paths: dict) -> dict:
-    """Run name -> metrics dict, from run name -> metrics.json path."""
-    out = {}
-    for run, path in paths.items():
-        with open(path, encoding="utf-8") as f:
-            out[run] = json.load(f)
-    return out
-
-
-def best_run(metrics: dict, metric: str = "uar") -> str:
-    """Name of the run with the highest ``metric`` (ties: the first in ``metrics`` order)."""
-    if metric not in METRICS:
-        raise ValueError(f"unknown metric {metric!r} (use one of {', '.join(METRICS)})")
-    if not metrics:
-        raise ValueError("no runs to choose from")
-    return max(metrics, key=lambda run: (metrics[run][metric], -list(metrics).index(run)))
-
-
-def choose_best(
-    metrics: dict, metric: str = "uar", test_split: dict | None = None, prefer_domain_norm: str = "auto"
-) -> tuple[str, str]:
-    """The run whose submission is used, and why (a phrase for logs and the report).
-
-    The highest ``metric``, except where the test split keeps to voice groups of its own
-    (``test_split``: ``speakers.json``'s entry, ``distinct`` true) and some runs use
-    ``domain_norm``: then the highest among those, unless ``prefer_domain_norm`` is
-    ``never``. Cross-validation over estimated groups mixes voices between a fold's two
-    parts, so it cannot show what test-domain normalisation gains on a test split of
-    other voices (docs/performance.md measures both).
-    """
-    if prefer_domain_norm not in ("auto", "never"):
-        raise ValueError(f"prefer_domain_norm must be auto or never, not {prefer_domain_norm!r}")
-    best = best_run(metrics, metric)
-    reason = f"highest cross-validated {metric}"
-    domain = {run: m for run, m in metrics.items() if m.get("model", {}).get("domain_norm")}
-    if prefer_domain_norm == "auto" and test_split and test_split.get("distinct") and domain:
-        best = best_run(domain, metric)
-        reason += (
-            f" among the {len(domain)} domain_norm run(s): the test split keeps to voice groups of its"
-            f" own (permutation p = {test_split['p_value']:.3f}), which cross-validation cannot show"
-        )
-    return best, reason
-
-
 def write_submissions(
     manifest_path,
     runs: dict,
@@ -165,19 +121,7 @@ def write_submissions(
         best_reason=reason,
         best_path=str(best_path),
         best_score=m[metric],
-        # How far the score can be trusted: the protocol, its speakers and the normalisation.
-        best_protocol=m.get("protocol"),
-        best_speaker_independent=m.get("speaker_independent"),
-        best_speakers=m.get("speakers", "given" if m.get("n_speakers") else "unknown"),
-        best_normalisation=normalisation(m),
+        **best_facts(m),  # how far the score can be trusted
     )
     Path(summary_path).write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     return summary
-
-
-def normalisation(metrics: dict) -> str:
-    """How a run normalised its features, from its metrics (short, for tables and logs)."""
-    model = metrics.get("model", {})
-    if model.get("domain_norm"):
-        return "test domain"
-    return metrics.get("speaker_norm", "none")

@@ -5,12 +5,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from serflow.submission import best_run
+from serflow.outputs import TRUST, chosen_run, dataset_dir, trust, within_interval
 
 
 def dataset_summary(name: str, runs: list[str], results="results", metric: str = "uar") -> list[str]:
     """Lines for one dataset from its outputs on disk (nothing for what is not there yet)."""
-    root = Path(results) / name
+    root = dataset_dir(results, name)
     lines = []
     manifest = root / "manifest.parquet"
     if manifest.exists():
@@ -25,31 +25,25 @@ def dataset_summary(name: str, runs: list[str], results="results", metric: str =
             + (f" (see {rejected})" if n_rejected else "")
         )
     metrics = {}
-    for run in runs:
+    for run in runs:  # in run order, as ties need
         path = root / "runs" / run / "metrics.json"
         if path.exists():
             metrics[run] = json.loads(path.read_text(encoding="utf-8"))
     if metrics:
-        best = best_run(metrics, metric)  # metrics is in run order, as ties need
-        submissions, reason = root / "submissions.json", ""
-        newest = max((root / "runs" / r / "metrics.json").stat().st_mtime for r in metrics)
-        if submissions.exists() and submissions.stat().st_mtime >= newest:  # not a stale choice
-            chosen = json.loads(submissions.read_text(encoding="utf-8"))  # choose_best's
-            if chosen["best"] in metrics and chosen["best"] != best:
-                best, reason = chosen["best"], f" ({chosen.get('best_reason', 'submissions.json')})"
+        best, reason = chosen_run(root, metrics, metric)
+        reason = "" if reason == f"highest cross-validated {metric}" else f" ({reason})"
         m = metrics[best]
-        low, high = m.get(f"{metric}_ci95") or [m[metric]] * 2
-        close = [r for r in metrics if r != best and low <= metrics[r][metric] <= high]
-        speakers = m.get("speakers", "given")
-        trust = "speaker-independent"
-        if not m["speaker_independent"]:
-            trust = "SPEAKER-DEPENDENT (speakers shared or unknown)"
-        if m["speaker_independent"] and speakers == "estimated":
-            trust = "grouped by estimated speakers"
+        close = within_interval(metrics, best, metric)
+        level = trust(m)
+        wording = (
+            TRUST[level][0].upper() + " (speakers shared or unknown)"
+            if level == "dependent"
+            else TRUST[level][0]
+        )
         ci = m.get(f"{metric}_ci95")
         interval = f" [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else ""
         lines.append(
-            f"best run {best}: {metric.upper()} {m[metric]:.3f}{interval}, {m['protocol']}, {trust};"
+            f"best run {best}: {metric.upper()} {m[metric]:.3f}{interval}, {m['protocol']}, {wording};"
             f" {len(close)} of {len(metrics) - 1} other runs within its interval{reason}"
         )
     submission = root / "submission.csv"
@@ -58,11 +52,13 @@ def dataset_summary(name: str, runs: list[str], results="results", metric: str =
     return lines
 
 
-def closing_summary(datasets: dict[str, tuple[list[str], str]], results="results", report=None) -> str:
-    """The summary text: ``datasets`` maps each dataset to (its run names, its selection metric)."""
+def closing_summary(datasets: dict[str, tuple], results="results", report=None) -> str:
+    """The summary text: ``datasets`` maps each dataset to (its run names, its selection
+    metric[, the listing's warnings, repeated here where they are seen])."""
     out = ["", "serflow summary"]
-    for name, (runs, metric) in datasets.items():
+    for name, (runs, metric, *warnings) in datasets.items():
         lines = dataset_summary(name, runs, results, metric)
+        lines += [f"warning: {w}" for w in (warnings[0] if warnings else [])]
         if lines:
             out.append(f"  {name}: " + lines[0])
             out += [f"    {line}" for line in lines[1:]]

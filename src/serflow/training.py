@@ -22,7 +22,8 @@ from serflow.evaluation import (
     resolve_protocol,
     score,
 )
-from serflow.models import chosen_params, feature_importance, fit_model, speaker_standardize
+from serflow.models import chosen_params, feature_importance, fit_model
+from serflow.normalisation import PER_GROUP, Normalisation, standardize
 from serflow.runtime import Progress
 from serflow.tables import ID_COLUMNS, package_versions
 
@@ -64,55 +65,6 @@ def _model_kwargs(model: dict) -> dict:
     return kwargs
 
 
-def feature_matrix(table, columns, speaker_norm: bool = False):
-    """(float64 matrix of ``table``'s rows, how it was normalised).
-
-    With ``speaker_norm`` each speaker's clips (labelled or not) are standardised with
-    that speaker's statistics; when some clip has no speaker this falls back to the
-    global scaling of the pipeline alone, and the returned note says so.
-    """
-    x = table[columns].to_numpy(dtype=np.float64)
-    if not speaker_norm:
-        return x, "none"
-    if table.attrs.get("speakers_estimated"):
-        # Clusters follow emotion as well as voice: normalising per cluster was measured to
-        # destroy the emotion signal (issue 15), so it is never applied blindly
-        # (``group_norm_choice`` lets the inner folds decide).
-        return x, "none (requested, but the speakers are estimated groups: not applied)"
-    if len(table) == 0 or table["speaker"].isna().any():
-        return x, "none (requested, but not every clip has a speaker: global scaling only)"
-    return speaker_standardize(x, table["speaker"].astype(str).to_numpy()), "per speaker"
-
-
-#: Column groups of the two halves of ``group_norm_choice``'s matrix.
-AS_IS, PER_GROUP = "as_is", "per_group"
-
-
-def group_norm_choice(table, columns, model: dict) -> np.ndarray | None:
-    """For ``speaker_norm`` over estimated speakers: the clips' features as they are, then
-    normalised per estimated group, side by side (``AS_IS`` and ``PER_GROUP`` columns), for
-    the inner folds to choose one half like ``feature_groups``. None where it does not apply
-    (given speakers, no ``speaker_norm``, or the model's own ``feature_groups``)."""
-    estimated = table.attrs.get("speakers_estimated") and len(table) and table["speaker"].notna().all()
-    if not (model.get("speaker_norm") and estimated) or model.get("feature_groups"):
-        return None
-    x = table[columns].to_numpy(dtype=np.float64)
-    return np.hstack([x, speaker_standardize(x, table["speaker"].astype(str).to_numpy())])
-
-
-def _norm_choice_kwargs(n_columns: int) -> dict:
-    return {
-        "column_groups": [AS_IS] * n_columns + [PER_GROUP] * n_columns,
-        "feature_groups": [[AS_IS], [PER_GROUP]],
-    }
-
-
-def standardize(x: np.ndarray) -> np.ndarray:
-    """Columns to zero mean and unit variance with ``x``'s own statistics (constant columns to 0)."""
-    std = x.std(axis=0)
-    return (x - x.mean(axis=0)) / np.where(std > 0, std, 1.0)
-
-
 def speaker_source(table) -> str:
     """``given``, ``estimated`` (``speakers: cluster``) or ``unknown`` (some clip has none)."""
     if table["speaker"].isna().any():
@@ -143,21 +95,17 @@ class RunData:
     groups: np.ndarray | None
     protocol: str
     folds: list
-    norm: str
+    norm: Normalisation  # with ``choice``, x holds both halves of ``Normalisation.matrix``
     evaluation: dict
     model: dict
     column_groups: list[str] | None
-    norm_choice: bool = False  # x holds both halves of ``group_norm_choice``
 
 
 def prepare_run(table, columns, model: dict, evaluation: dict | None = None) -> RunData:
     """The labelled clips, label coding, protocol and outer folds of one run."""
     ev = {**EVALUATION_DEFAULTS, **(evaluation or {})}
-    both = group_norm_choice(table, columns, model)
-    if both is not None:
-        x_all, norm = both, "per estimated group or none, chosen in each training fold"
-    else:
-        x_all, norm = feature_matrix(table, columns, model.get("speaker_norm", False))
+    norm = Normalisation.for_run(model, table)
+    x_all = norm.matrix(table, columns)
     has_label = table["label"].notna().to_numpy()
     labelled = table[has_label].reset_index(drop=True)
     labels = sorted(labelled["label"].astype(str).unique())
@@ -183,7 +131,7 @@ def prepare_run(table, columns, model: dict, evaluation: dict | None = None) -> 
     )
     return RunData(
         labelled, x_all[has_label], y, labels, groups, protocol, folds, norm, ev, model,
-        _column_groups(table, columns), both is not None,
+        _column_groups(table, columns),
     )  # fmt: skip
 
 
@@ -193,12 +141,9 @@ def _fit_fold(run: RunData, k: int, threads: int):
     present, local = np.unique(run.y[train], return_inverse=True)
     # The model's own thread count wherever the fold runs (this process or a worker), so
     # that parallel and sequential runs compute the same numbers, bit for bit.
-    x_train, x_test = run.x[train], run.x[test]
-    if run.model.get("domain_norm"):  # each side with its own statistics, as train and test splits
-        x_train, x_test = standardize(x_train), standardize(x_test)
+    x_train, x_test = run.norm.fold_sides(run.x[train], run.x[test])
     kwargs = {"column_groups": run.column_groups, **_model_kwargs(run.model)}
-    if run.norm_choice:
-        kwargs.update(_norm_choice_kwargs(x_train.shape[1] // 2))
+    kwargs.update(run.norm.choice_kwargs(x_train.shape[1] // 2))
     with threadpool_limits(limits=threads):
         fitted = fit_model(
             run.model["kind"],
@@ -277,7 +222,7 @@ def gather_run(run: RunData, results: dict, n_features: int):
         "n_features": n_features,
         "n_speakers": None if groups is None else len(set(groups)),
         "speakers": speaker_source(labelled),
-        "speaker_norm": run.norm,
+        "speaker_norm": run.norm.applied,
         "labels": list(labels),
         "folds": [
             {
@@ -359,15 +304,13 @@ def _per_speaker(y, pred, groups) -> dict:
 def fit_final(table, columns, model: dict, evaluation: dict | None = None, threads: int = 1, info=None):
     """Refit ``model`` on all labelled training clips; return (bundle, test predictions).
 
-    The bundle (saved with joblib) holds the fitted model, the feature names, the
-    label coding and package versions; test predictions cover the unlabelled clips.
-    With the ``dataset_split`` protocol only the train split is used for the refit.
+    The bundle (saved with joblib) holds the fitted model, its ``Normalisation``, the
+    feature names, the label coding and package versions; test predictions cover the
+    unlabelled clips. With the ``dataset_split`` protocol only the train split is used.
     """
     ev = {**EVALUATION_DEFAULTS, **(evaluation or {})}
-    speaker_norm = bool(model.get("speaker_norm", False))
-    both = group_norm_choice(table, columns, model)
-    if both is None:
-        x_all, norm = feature_matrix(table, columns, speaker_norm)
+    norm = Normalisation.for_run(model, table)
+    x_all = norm.matrix(table, columns)
     is_train = table["label"].notna().to_numpy()
     if resolve_protocol(ev["protocol"], _speakers(table[is_train])) == "dataset_split":
         is_train &= (table["split"] == "train").to_numpy()
@@ -384,27 +327,25 @@ def fit_final(table, columns, model: dict, evaluation: dict | None = None, threa
         random_state=ev["random_state"],
         inner_splits=ev["inner_splits"],
     )
-    if both is not None:
+    x_train = standardize(x_all[is_train]) if norm.domain else x_all[is_train]
+    per_group = None
+    if norm.choice:
         # The inner folds choose between the halves, as in each training fold; the saved
         # model is then fitted on the chosen one alone (the same search, the same pick).
-        if model.get("domain_norm"):
-            both = _domain_standardize(both, is_train, unlabelled)
         with threadpool_limits(limits=threads):
-            search = fit(both[is_train], **{**_model_kwargs(model), **_norm_choice_kwargs(len(columns))})
+            search = fit(x_train, **{**_model_kwargs(model), **norm.choice_kwargs(len(columns))})
         per_group = chosen_params(search, model["kind"]).get("feature_groups") == [PER_GROUP]
-        x_all = both[:, len(columns) :] if per_group else both[:, : len(columns)]
-        norm = f"{'per estimated group' if per_group else 'none'} (chosen by the inner folds)"
-    elif model.get("domain_norm"):
-        x_all = _domain_standardize(x_all, is_train, unlabelled)
-    with threadpool_limits(limits=threads):  # the same numbers whatever the job's thread count
-        fitted = fit(x_all[is_train], column_groups=_column_groups(table, columns), **_model_kwargs(model))
     raw = table.loc[is_train, columns].to_numpy(dtype=np.float64)
+    norm = norm.fitted(raw, per_group)
+    x_train, x_test = norm.select(x_train, len(columns)), norm.select(x_all[unlabelled], len(columns))
+    if norm.domain:  # the unlabelled clips are the test domain
+        x_test, _ = norm.per_domain(x_test, min_clips=1)
+    with threadpool_limits(limits=threads):  # the same numbers whatever the job's thread count
+        fitted = fit(x_train, column_groups=_column_groups(table, columns), **_model_kwargs(model))
     bundle = {
         "model": fitted,
         "labels": labels,
-        # Training statistics: global scaling of clips without enough of their speaker's clips.
-        "feature_mean": raw.mean(axis=0),
-        "feature_std": raw.std(axis=0),
+        "normalisation": norm,
         "training": {
             "n_clips": len(train),
             "clips_per_label": {lab: int(n) for lab, n in zip(labels, np.bincount(y, minlength=len(labels)))},
@@ -416,45 +357,34 @@ def fit_final(table, columns, model: dict, evaluation: dict | None = None, threa
         "kind": model["kind"],
         "chosen_params": chosen_params(fitted, model["kind"]),
         "importance": feature_importance(fitted, model["kind"], columns),
-        # A model whose inner folds chose per-group scaling normalises new clips per speaker.
-        "speaker_norm": speaker_norm and not norm.startswith("none"),
-        "speaker_norm_applied": norm,
-        "domain_norm": bool(model.get("domain_norm")),
         "versions": package_versions(MODEL_PACKAGES),
         **(info or {}),
     }
-    return bundle, predict(bundle, table[unlabelled], x_all[unlabelled])
+    return bundle, _predictions(bundle, table[unlabelled], x_test)
 
 
-def _domain_standardize(x, is_train, unlabelled) -> np.ndarray:
-    """Training rows and unlabelled rows each standardised with their own statistics."""
-    x = np.array(x)  # a table's matrix can be read-only
-    x[is_train] = standardize(x[is_train])
-    if unlabelled.sum() >= 2:
-        x[unlabelled] = standardize(x[unlabelled])
-    return x
-
-
-def predict(bundle: dict, table, x=None):
+def predict(bundle: dict, table):
     """Predicted labels and class probabilities of a saved model for a feature table's rows.
 
-    A model trained with speaker normalisation normalises ``table``'s clips with
-    their speakers' statistics over ``table`` (pass a table with every clip of each
-    speaker), unless ``x``, the already prepared matrix of those rows, is given.
+    The rows are normalised as the workflow normalised its test clips: per speaker over
+    ``table`` (pass every clip of each speaker; clips without a speaker are scaled with
+    the training statistics) and, for a ``domain_norm`` model, as one test domain.
     """
-    import pandas as pd
-
     missing = [c for c in bundle["feature_names"] if c not in table.columns]
     if missing:
         raise ValueError(f"feature table lacks {len(missing)} column(s) the model needs, e.g. {missing[:3]}")
-    out = pd.DataFrame({"id": table["id"].astype(str).to_numpy()})
+    norm = Normalisation.from_bundle(bundle)
+    speakers = table["speaker"].to_numpy(dtype=object) if "speaker" in table else None
+    x, _, _ = norm.transform(table[bundle["feature_names"]].to_numpy(dtype=np.float64), speakers, "global", 1)
+    return _predictions(bundle, table, x)
+
+
+def _predictions(bundle: dict, table, x):
+    import pandas as pd
+
     labels = bundle["labels"]
-    if x is None:
-        x, _ = feature_matrix(table, bundle["feature_names"], bundle.get("speaker_norm", False))
-    if len(table):
-        proba = bundle["model"].predict_proba(x)
-    else:
-        proba = np.zeros((0, len(labels)))
+    out = pd.DataFrame({"id": table["id"].astype(str).to_numpy()})
+    proba = bundle["model"].predict_proba(x) if len(table) else np.zeros((0, len(labels)))
     out["prediction"] = [labels[i] for i in proba.argmax(axis=1)] if len(table) else []
     for i, lab in enumerate(labels):
         out[f"proba_{lab}"] = proba[:, i]

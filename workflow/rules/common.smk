@@ -1,5 +1,3 @@
-import functools
-import math
 import os
 import sys
 
@@ -17,11 +15,22 @@ os.environ.update(
 
 import yaml
 
-from serflow.checks import check_datasets, coerce_text_values, unknown_keys
-from serflow.evaluation import SCORING_KEYS
+from serflow.checks import (
+    check_datasets,
+    coerce_text_values,
+    schema_error,
+    unknown_keys,
+)
 from serflow.features import FeatureSpec
-from serflow.manifest import listing_digest
-from serflow.plan import PlanError, build_plan, read_all_entries, run_cost
+from serflow.plan import (
+    PlanError,
+    build_plan,
+    extract_disk_mb,
+    extract_runtime,
+    manifest_runtime,
+    read_all_entries,
+    table_mem_mb,
+)
 from serflow.submission import sample_submission_path
 
 min_version("9.0")
@@ -32,16 +41,29 @@ SCHEMA = os.path.join(
 with open(SCHEMA, encoding="utf-8") as _f:
     _schema = yaml.safe_load(_f)
 coerce_text_values(config, _schema)  # nested --config and profile values arrive as text
-_unknown = unknown_keys(config, _schema)
-if _unknown:  # one line each, before the schema's own message (the whole schema)
-    raise PlanError("\n".join(_unknown))
+
+
+def stop(message):
+    """A config error as its own lines, without a traceback into this file."""
+    print(f"serflow: error: {message}", file=sys.stderr)
+    sys.exit(1)
+
+
+# One line per problem, before the schema's own message (the whole schema and config).
+_problems = unknown_keys(config, _schema) or [schema_error(config, _schema)]
+if any(_problems):
+    stop("\n".join(_problems))
 validate(config, schema="../schemas/config.schema.yaml")
 
 # Every check of the config against itself, and the corpus tables, before any job.
 # A config's own models add to the default ones (runs can name both).
-PLAN = build_plan(config, _schema["properties"]["models"]["default"])
-read_all_entries(PLAN)
-for _warning in check_datasets(PLAN):
+try:
+    PLAN = build_plan(config, _schema["properties"]["models"]["default"])
+    read_all_entries(PLAN)
+    _warnings = check_datasets(PLAN)
+except PlanError as _err:
+    stop(_err)
+for _warning in _warnings:
     print(f"serflow: warning: {_warning}", file=sys.stderr)
 DATASETS = PLAN.datasets
 SHARDS = PLAN.shards
@@ -88,70 +110,33 @@ def manifest_inputs(wildcards):
 
 
 def corpus_listing(wildcards):
-    """The audio files' state as one digest: a changed, added or removed clip reruns the
-    manifest through this parameter, without Snakemake tracking every file as an input.
-    """
-    return _listing(wildcards.dataset)
-
-
-@functools.cache
-def _listing(name):
-    ds = DATASETS[name]
-    return "generated" if ds.generated else listing_digest(ds.entries)
-
-
-def has_test_clips(name):
-    """Whether a dataset lists unlabelled test clips (so it gets submissions)."""
-    return any(
-        e.split == "test" and e.label is None and e.error is None
-        for e in DATASETS[name].entries
-    )
+    return DATASETS[wildcards.dataset].listing_digest
 
 
 def model_config(wildcards):
     """A model's settings that shape its results (threads do not)."""
-    m = PLAN.models[wildcards.model]
-    keys = ("kind", "params", "grid", "class_weight", "speaker_norm")
-    cfg = {k: m.get(k) for k in keys}
-    for key, unset in (
-        ("feature_groups", None),
-        ("scale", True),
-        ("domain_norm", False),
-    ):
-        if m.get(key, unset) != unset:  # only when set: other models keep their params
-            cfg[key] = m[key]
-    return cfg
+    return PLAN.models[wildcards.model].settings
 
 
-def model_threads(wildcards):
-    return PLAN.models[wildcards.model].get("threads", 1)
-
-
-def train_cost(wildcards):
-    return _train_cost(wildcards.dataset, wildcards.feature_set, wildcards.model)
-
-
-@functools.cache
-def _train_cost(dataset, feature_set, model):
-    return run_cost(DATASETS[dataset], feature_set, PLAN.models[model])
-
-
-def fold_workers(wildcards):
-    """Processes for a run's outer folds: one for runs of a few seconds (start-up would dominate)."""
-    cost = train_cost(wildcards)
-    blocks = max(1, config["training"]["fold_jobs"])
-    if cost.folds < 2 or cost.seconds < config["training"]["parallel_min_seconds"]:
-        return 1
-    return min(config["training"]["fold_workers"], math.ceil(cost.folds / blocks))
+def run_key(wildcards):
+    return wildcards.dataset, wildcards.feature_set, wildcards.model
 
 
 def train_threads(wildcards):
-    return model_threads(wildcards) * fold_workers(wildcards)
+    return PLAN.train_threads(*run_key(wildcards))
+
+
+def train_mem_mb(wildcards, input):
+    return PLAN.train_mem_mb(*run_key(wildcards), input.size_mb)
+
+
+def train_runtime(wildcards):
+    return PLAN.train_runtime(*run_key(wildcards))
 
 
 def fold_blocks(wildcards):
     """A run's fold jobs (training.fold_jobs > 1), gathered by its train job."""
-    n = config["training"]["fold_jobs"]
+    n = PLAN.fold_jobs
     if n <= 1:
         return []
     return expand(
@@ -162,9 +147,7 @@ def fold_blocks(wildcards):
 
 
 def evaluation_config(wildcards):
-    """The evaluation settings a run's fits depend on (not those of scoring)."""
-    ev = DATASETS[wildcards.dataset].evaluation
-    return {k: v for k, v in ev.items() if k not in SCORING_KEYS}
+    return DATASETS[wildcards.dataset].fit_evaluation
 
 
 def run_files(wildcards, name):
@@ -243,36 +226,51 @@ def table_params(wildcards):
     }
 
 
+def report_files(name):
+    """A dataset's outputs the report reads, by what they are."""
+    ds = DATASETS[name]
+    runs = expand("results/{dataset}/runs/{run}", dataset=name, run=ds.run_names)
+    files = {
+        "manifest": f"results/{name}/manifest.parquet",
+        "rejected": f"results/{name}/rejected.csv",
+        "metrics": [f"{r}/metrics.json" for r in runs],
+        "importance": [f"{r}/importance.csv" for r in runs],
+        "shards": extractor_shards(name),
+    }
+    if ds.has_test_clips and ds.runs:
+        files["submissions"] = f"results/{name}/submissions.json"
+    if ds.speakers == "cluster":
+        files["speakers"] = f"results/{name}/speakers.json"
+    return files
+
+
 def report_inputs(wildcards):
-    inputs = {}
-    for name, ds in DATASETS.items():
-        runs = expand("results/{dataset}/runs/{run}", dataset=name, run=ds.run_names)
-        inputs[f"{name}_manifest"] = f"results/{name}/manifest.parquet"
-        inputs[f"{name}_rejected"] = f"results/{name}/rejected.csv"
-        inputs[f"{name}_metrics"] = [f"{r}/metrics.json" for r in runs]
-        inputs[f"{name}_importance"] = [f"{r}/importance.csv" for r in runs]
-        inputs[f"{name}_shards"] = extractor_shards(name)
-        if has_test_clips(name) and ds.runs:
-            inputs[f"{name}_submissions"] = f"results/{name}/submissions.json"
-        if ds.speakers == "cluster":
-            inputs[f"{name}_speakers"] = f"results/{name}/speakers.json"
-    return inputs
+    """Every file of ``report_files`` (the script reads them through ``report_datasets``)."""
+    return {
+        f"{name}_{key}": files
+        for name in DATASETS
+        for key, files in report_files(name).items()
+    }
 
 
 def report_datasets():
-    """What the report job needs to know of each dataset besides its input files."""
+    """What the report job reads of each dataset: its files and settings."""
     return {
         name: {
+            "paths": {
+                **report_files(name),
+                "tables": [f"results/{name}/features/{fs}.parquet" for fs in ds.tables],
+                "models": [
+                    f"results/{name}/runs/{r}/model.joblib" for r in ds.run_names
+                ],
+                "benchmarks": f"benchmarks/{name}",
+            },
             "metric": ds.evaluation["metric"],
             "label_map": ds.config.get("label_map") or {},
             "runs": ds.run_names,
             "sample_rate": ds.features.sample_rate,
             "extractors": {e.name: e.params() for e in ds.features.extractors},
-            "tables": [f"results/{name}/features/{fs}.parquet" for fs in ds.tables],
-            "models": [
-                f"results/{name}/runs/{run}/model.joblib" for run in ds.run_names
-            ],
-            "benchmarks": f"benchmarks/{name}",
+            "warnings": ds.warnings,
         }
         for name, ds in DATASETS.items()
     }
@@ -287,12 +285,6 @@ def common_extractors():
     return {e.name: e.params() for e in spec.extractors}
 
 
-# Resources, sized from EmoDB measurements (peak RSS: manifest 128 MB, extraction
-# 323 MB, feature table 147 MB, training 314 MB; about 0.05 s per clip to extract,
-# at most 46 s to evaluate a model on 535 clips x 776 features) with wide margins.
-# Runtimes are minutes. A profile's set-resources overrides any of them.
-
-
 def n_listed(wildcards):
     return len(DATASETS[wildcards.dataset].entries)
 
@@ -300,45 +292,6 @@ def n_listed(wildcards):
 def shard_size(input):
     with open(input[0]) as f:
         return max(0, sum(1 for _ in f) - 1)
-
-
-def manifest_runtime(wildcards):
-    return 10 + math.ceil(
-        n_listed(wildcards) * 0.05 / 60
-    )  # every file probed, one thread
-
-
-def extract_runtime(wildcards, input):
-    per_clip = extractor(wildcards).seconds_per_clip
-    return 10 + math.ceil(shard_size(input) * per_clip / 60)
-
-
-def extract_mem_mb(wildcards):
-    return extractor(wildcards).mem_mb
-
-
-def extract_disk_mb(wildcards, input):
-    return 100 + math.ceil(shard_size(input) * 0.05)  # cache files of about 3 KB each
-
-
-def table_mem_mb(wildcards, input):
-    return 1000 + math.ceil(4 * input.size_mb)
-
-
-def train_mem_mb(wildcards, input):
-    """The table as read (20 x its Parquet size), plus four float64 copies of the run's
-    matrix (scaled, projected, fold subsets) in each fold process."""
-    cost = train_cost(wildcards)
-    matrix_mb = cost.clips * cost.columns * 8 / 2**20
-    return 1000 + math.ceil(
-        20 * input.size_mb + 4 * matrix_mb * fold_workers(wildcards)
-    )
-
-
-def train_runtime(wildcards, input):
-    """Minutes: the run's estimated cost (five times the measured rate), over its processes."""
-    cost = train_cost(wildcards).seconds * 5 / max(1, config["training"]["fold_jobs"])
-    return 15 + math.ceil(cost / 60 / fold_workers(wildcards))
 
 
 def all_outputs():

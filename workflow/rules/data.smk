@@ -32,7 +32,7 @@ checkpoint manifest:
     threads: 8
     resources:
         mem_mb=1000,
-        runtime=manifest_runtime,
+        runtime=lambda wc: manifest_runtime(n_listed(wc)),
     params:
         dataset=dataset_config,
         probes=lambda wc: os.path.join(

@@ -14,9 +14,9 @@ rule extract_features:
         "../envs/serflow.yaml"
     threads: 1
     resources:
-        mem_mb=extract_mem_mb,
-        runtime=extract_runtime,
-        disk_mb=extract_disk_mb,
+        mem_mb=lambda wc: extractor(wc).mem_mb,
+        runtime=lambda wc, input: extract_runtime(extractor(wc), shard_size(input)),
+        disk_mb=lambda wc, input: extract_disk_mb(shard_size(input)),
     params:
         extractor=lambda wc: extractor(wc).params(),
         cache_dir=config["cache_dir"],
@@ -72,7 +72,7 @@ checkpoint feature_table:
     conda:
         "../envs/serflow.yaml"
     resources:
-        mem_mb=table_mem_mb,
+        mem_mb=lambda wc, input: table_mem_mb(input.size_mb),
         runtime=10,
     params:
         table=table_params,

@@ -25,7 +25,7 @@ rule train_folds:
         model=model_config,
         evaluation=evaluation_config,
         block=lambda wc: int(wc.block),
-        n_blocks=config["training"]["fold_jobs"],
+        n_blocks=PLAN.fold_jobs,
     script:
         "../scripts/train_folds.py"
 

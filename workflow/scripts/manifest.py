@@ -2,7 +2,8 @@ from serflow.runtime import start_job
 
 log = start_job(snakemake.log[0], snakemake.threads)
 
-from serflow.manifest import build_manifest, read_entries, write_shards
+from serflow.adapters import read_entries
+from serflow.manifest import build_manifest, write_shards
 from serflow.probes import ProbeCache
 
 entries = read_entries(snakemake.params.dataset)

@@ -41,12 +41,12 @@ for run, info in summary["runs"].items():
             summary["fallback_label"],
         )
 log.info(
-    "best run (%s): %s (%.3f), %s, %s%s speakers, normalisation: %s",
+    "best run (%s): %s (%.3f), %s, %s, %s speakers, normalisation: %s",
     summary["best_reason"],
     summary["best"],
     summary["best_score"],
     summary["best_protocol"],
-    "speaker-independent, " if summary["best_speaker_independent"] else "speaker-dependent, ",
+    summary["best_trust"],
     summary["best_speakers"],
     summary["best_normalisation"],
 )

@@ -58,6 +58,10 @@ SHARED_KEYS = sorted(
 
 def register_extractor(cls: type[Extractor]) -> type[Extractor]:
     """Add an extractor class (in process; the workflow's schema lists the built-in ones)."""
+    if cls.frame_level and cls.n_dims is Extractor.n_dims:
+        raise ValueError(
+            f"extractor {cls.name!r}: frame_level extractors define n_dims (dimensions per frame)"
+        )
     clash = {g: GROUP_EXTRACTOR[g] for g in cls.GROUPS if GROUP_EXTRACTOR.get(g, cls.name) != cls.name}
     if clash:
         raise ValueError(f"extractor {cls.name!r}: groups already produced by others: {clash}")

@@ -99,6 +99,11 @@ class Extractor:
         """Shortest usable clip in samples at ``sample_rate``."""
         return 1
 
+    @property
+    def n_dims(self) -> int:
+        """Dimensions of each frame of a ``frame_level`` extractor's value (which must define it)."""
+        raise NotImplementedError(f"frame-level extractor {self.name!r} does not define n_dims")
+
     def check(self) -> None:
         """Raise ValueError naming the parameter when the parameters do not fit together."""
 
