@@ -23,7 +23,7 @@ rule all:
 
 
 onsuccess:
-    from serflow.summary import closing_summary
+    from serflow.outputs.summary import closing_summary
 
     print(
         closing_summary(

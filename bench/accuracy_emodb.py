@@ -1,8 +1,8 @@
 """Leave-one-speaker-out accuracy on all of EmoDB, in process, with the workflow's own code.
 
-Features come from ``serflow.features.extract_features`` (one process, one thread) and
+Features come from ``serflow.features.FeatureSpec.extract`` (one process, one thread) and
 are cached per extractor cache key in ``--cache``; each configuration is then evaluated
-with ``serflow.training.evaluate_run``, the function the workflow's ``train`` rule calls:
+with ``serflow.models.training.evaluate_run``, the function the workflow's ``train`` rule calls:
 scaling, class weights and every grid search are fitted inside the training folds
 (inner folds grouped by speaker), and speaker normalisation uses no labels.
 Prints pooled LOSO UAR [95% bootstrap CI], accuracy and macro-F1 per configuration.
@@ -130,8 +130,8 @@ def load_features(emodb: Path, spec, cache: Path):
     """(table as the workflow builds it, feature names), extracting once per cache key."""
     import pandas as pd
 
-    from serflow.adapters import read_entries
-    from serflow.audio import load_audio
+    from serflow.corpus.adapters import read_entries
+    from serflow.corpus.audio import load_audio
 
     entries = [
         e for e in read_entries({"name": "emodb", "adapter": "emodb", "root": str(emodb)}) if not e.error
@@ -165,7 +165,7 @@ def vote(names, cache: Path) -> None:
     """Pooled LOSO scores of the mean class probabilities of several saved configurations."""
     import pandas as pd
 
-    from serflow.evaluation import score
+    from serflow.evaluation.protocols import score
 
     runs = [pd.read_csv(cache / f"predictions-{name}.csv") for name in names]
     first = runs[0]
@@ -199,8 +199,8 @@ def main() -> None:
             print(f"{name:<20} features={feat} groups={groups} model={model} inner_splits={inner}")
         return
     from serflow.features import FeatureSpec, select_columns
+    from serflow.models.training import dumps_metrics, evaluate_run
     from serflow.runtime import limit_threads
-    from serflow.training import dumps_metrics, evaluate_run
 
     limit_threads(1)
     if args.vote:

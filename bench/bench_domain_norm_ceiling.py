@@ -20,7 +20,7 @@ balanced classes, as ``logreg_dn``) on the ``all`` features:
   true_speakers  each true speaker with its own statistics: the ceiling speaker ids would give
 
 With ``--ensemble`` it instead runs the workflow's own cross-validation and refit
-(``serflow.training.evaluate_run`` and ``fit_final``, the runs' evaluation settings) of
+(``serflow.models.training.evaluate_run`` and ``fit_final``, the runs' evaluation settings) of
 ``logreg_dn``, ``svc_dn`` and a soft vote of the two (scikit-learn's ``VotingClassifier``,
 registered here as a model kind, not in the library), and reports each one's CV and hidden
 UAR and what choosing among the three by CV gives.
@@ -42,7 +42,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import balanced_accuracy_score
 from threadpoolctl import threadpool_limits
 
-from serflow.adapters import EMODB_EMOTIONS
+from serflow.corpus.adapters import EMODB_EMOTIONS
 
 LAYOUTS = {  # dataset name, then the clip ids bench_pseudo_speakers.build_layouts gives
     "seed003": ("dacon", lambda split, i: f"{split.upper()}_{i:04d}"),
@@ -158,7 +158,7 @@ def register_soft_vote() -> None:
     """A ``soft_vote`` model kind: the mean of its members' class probabilities."""
     from sklearn.ensemble import VotingClassifier
 
-    from serflow.models import ModelKind, make_estimator, register_model_kind
+    from serflow.models.kinds import ModelKind, make_estimator, register_model_kind
 
     def make(params, threads):
         params = dict(params)
@@ -177,7 +177,7 @@ def ensemble(run: Path, layout: str, test_speakers: list[str]) -> dict:
     """Name -> (CV UAR, hidden UAR) of ``DN_MODELS`` through the workflow's own training code."""
     import json
 
-    from serflow.training import evaluate_run, fit_final, load_table
+    from serflow.models.training import evaluate_run, fit_final, load_table
 
     dataset = LAYOUTS[layout][0]
     results = run / "results" / dataset

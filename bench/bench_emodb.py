@@ -47,7 +47,7 @@ def snakemake(workdir: Path, cores: int, *targets: str) -> tuple[float, float]:
 
 def in_process_loop(paths, spec) -> tuple[float, float, float]:
     """Warm single-thread loop: (wall s, CPU s, audio s) over ``paths`` after one warm-up file."""
-    from serflow.audio import load_audio
+    from serflow.corpus.audio import load_audio
     from serflow.runtime import limit_threads
 
     limit_threads(1)
@@ -64,7 +64,7 @@ def in_process_loop(paths, spec) -> tuple[float, float, float]:
 def in_process_training(workdir: Path, metrics: dict) -> tuple[float, float]:
     """Every run's evaluation and refit in this process, 1 thread, with the settings the
     workflow recorded in its metrics files: (wall s, CPU s)."""
-    from serflow.training import evaluate_run, fit_final, load_table
+    from serflow.models.training import evaluate_run, fit_final, load_table
 
     cpu, start = time.process_time(), time.perf_counter()
     for m in metrics.values():

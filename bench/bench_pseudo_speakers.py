@@ -56,7 +56,7 @@ def build_layouts(root: Path, test_speakers) -> dict:
     """Two competition layouts (seed 003 and seed 000 style) and their answer keys."""
     import pandas as pd
 
-    from serflow.adapters import EMODB_EMOTIONS as EMOTIONS
+    from serflow.corpus.adapters import EMODB_EMOTIONS as EMOTIONS
 
     clips = sorted(EMODB.glob("*.wav"))
     rows = [{"src": p, "speaker": p.name[:2], "label": EMOTIONS[p.name[5]]} for p in clips]
@@ -193,7 +193,7 @@ def summarise(work: Path, name: str, layout: dict) -> dict:
     if speakers.exists():
         import pandas as pd
 
-        from serflow.speakers import clustering_quality
+        from serflow.corpus.speakers import clustering_quality
 
         groups = pd.read_parquet(work / f"results/{name}/speakers.parquet")
         manifest = pd.read_parquet(work / f"results/{name}/manifest.parquet", columns=["id", "path"])

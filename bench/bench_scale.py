@@ -29,7 +29,7 @@ import yaml
 from benchlib import REPO, SNAKEMAKE
 
 BARE_MERGE_IMPORTS = (
-    "import resource, librosa, pandas, pyarrow.parquet, serflow.tables, serflow.features, serflow.runtime;"
+    "import resource, librosa, pandas, pyarrow.parquet, serflow.features.tables, serflow.runtime;"
     "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)"
 )
 
@@ -65,7 +65,7 @@ def rule_benchmarks(workdir: Path) -> dict[str, list[dict]]:
 
 def extraction_loop(paths, n: int) -> float:
     """Seconds per clip of a warm single-thread extraction loop over ``n`` of ``paths``."""
-    from serflow.audio import load_audio
+    from serflow.corpus.audio import load_audio
     from serflow.features import FeatureSpec
     from serflow.runtime import limit_threads
 

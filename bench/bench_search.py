@@ -34,9 +34,9 @@ def main() -> None:
     ap.add_argument("--tol", type=float, nargs="*", default=[])
     ap.add_argument("--skip-before", action="store_true", help="only the path (and tolerance) variants")
     args = ap.parse_args()
-    from serflow import models
+    from serflow.models import kinds as models
+    from serflow.models.training import evaluate_run, load_table
     from serflow.runtime import limit_threads
-    from serflow.training import evaluate_run, load_table
 
     limit_threads(1)
     recipe = yaml.safe_load(args.recipe.read_text())

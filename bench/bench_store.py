@@ -50,7 +50,7 @@ def entries(cache: Path, extractor: str) -> dict:
 
 def in_process(paths) -> tuple[float, float, float]:
     """(shared analysis, descriptors alone, extended alone) seconds over ``paths``, one thread."""
-    from serflow.audio import load_audio
+    from serflow.corpus.audio import load_audio
     from serflow.features import Clip, Descriptors, Extended
     from serflow.runtime import limit_threads
 

@@ -41,7 +41,7 @@ def main() -> None:
     ap.add_argument("--cores", type=int, default=2)
     ap.add_argument("--workdir", type=Path, default=None)
     args = ap.parse_args()
-    from serflow.demo import generate_demo_corpus
+    from serflow.corpus.demo import generate_demo_corpus
 
     root = args.workdir or Path(tempfile.mkdtemp(prefix="serflow-training-"))
     corpus = root / "corpus"

@@ -3,7 +3,7 @@ import pytest
 import soundfile as sf
 from conftest import tone, write_wav
 
-from serflow.audio import AudioError, load_audio, probe_audio, wav_truncation
+from serflow.corpus.audio import AudioError, load_audio, probe_audio, wav_truncation
 
 
 def test_load_mixes_and_resamples(tmp_path):

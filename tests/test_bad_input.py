@@ -10,7 +10,7 @@ import pytest
 from conftest import job_counts, run_snakemake, tone, write_wav
 from markupsafe import escape
 
-from serflow.tables import ID_COLUMNS
+from serflow.features.tables import ID_COLUMNS
 
 LABEL_MAP = {"ang": "anger", "neu": "neutral"}
 
@@ -69,7 +69,7 @@ CASES = {
 
 @pytest.fixture(scope="module")
 def bad_run(tmp_path_factory):
-    from serflow.demo import generate_demo_corpus
+    from serflow.corpus.demo import generate_demo_corpus
 
     tmp = tmp_path_factory.mktemp("bad")
     audio = tmp / "audio"

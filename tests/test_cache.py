@@ -1,7 +1,7 @@
 import numpy as np
 
-from serflow.cache import FeatureCache
 from serflow.features import Frames, Signal
+from serflow.features.cache import FeatureCache
 
 SUM = "ab" * 16
 

@@ -48,7 +48,7 @@ def test_speaker_pattern_matching_nothing(tmp_path):
 
 
 def test_listing_warnings_are_repeated_in_the_closing_summary(tmp_path):
-    from serflow.summary import closing_summary
+    from serflow.outputs.summary import closing_summary
 
     text = closing_summary({"mine": ([], "uar", ["speaker_pattern '^spk' matched 0 of 12"])}, tmp_path)
     assert "  mine: warning: speaker_pattern '^spk' matched 0 of 12" in text

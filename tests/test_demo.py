@@ -1,4 +1,4 @@
-"""Tests for serflow.demo: the deterministic synthetic emotional-speech corpus."""
+"""Tests for serflow.corpus.demo: the deterministic synthetic emotional-speech corpus."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 import soundfile as sf
 
-from serflow.demo import EMOTIONS, demo_file_names, generate_demo_corpus, synthesize_clip
+from serflow.corpus.demo import EMOTIONS, demo_file_names, generate_demo_corpus, synthesize_clip
 
 SR = 16000
 
@@ -240,7 +240,7 @@ def test_emotions_separable_but_not_trivially(train, features):
 
 def test_eight_emotions_and_many_speakers(tmp_path):
     """A RAVDESS-shaped corpus (8 emotions, 24 speakers) for the scale benchmarks."""
-    from serflow.demo import MORE_EMOTIONS, planned_clips
+    from serflow.corpus.demo import MORE_EMOTIONS, planned_clips
 
     out = generate_demo_corpus(
         tmp_path / "big", n_train=48, n_test=0, n_speakers=24, n_emotions=8, duration_range=(0.3, 0.4)

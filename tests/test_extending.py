@@ -13,12 +13,12 @@ import pandas as pd
 import pytest
 from conftest import tone, write_wav
 
-from serflow.audio import checksum_bytes
-from serflow.extraction import extract_shard
+from serflow.corpus.audio import checksum_bytes
 from serflow.features import GROUP_EXTRACTOR, REGISTRY, Clip, Extractor, FeatureSpec, register_extractor
-from serflow.models import MODEL_KINDS, ModelKind, feature_importance, register_model_kind
-from serflow.tables import merge_feature_table, write_shard
-from serflow.training import evaluate_run
+from serflow.features.extraction import extract_shard
+from serflow.features.tables import merge_feature_table, write_shard
+from serflow.models.kinds import MODEL_KINDS, ModelKind, feature_importance, register_model_kind
+from serflow.models.training import evaluate_run
 
 
 @dataclass(frozen=True)
@@ -110,7 +110,7 @@ def test_a_registered_model_kind_is_cross_validated(registered):
     assert metrics["uar"] > 0.8
     assert all(f["params"]["feature_groups"] == ["peak"] for f in metrics["folds"])
     assert np.allclose(predictions.filter(like="proba_").sum(axis=1), 1.0)
-    from serflow.models import fit_model
+    from serflow.models.kinds import fit_model
 
     assert feature_importance(fit_model("centroid", x, y), "centroid", columns) is None  # no importance trait
 
@@ -121,7 +121,7 @@ def test_the_contributing_adapter_example_lists_a_corpus(tmp_path, monkeypatch):
 
     from conftest import REPO
 
-    from serflow import adapters
+    from serflow.corpus import adapters
 
     text = (REPO / "CONTRIBUTING.md").read_text(encoding="utf-8")
     section = text[text.index("## A corpus adapter") :]

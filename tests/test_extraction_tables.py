@@ -4,10 +4,10 @@ import pyarrow.parquet as pq
 import pytest
 from conftest import tone, write_wav
 
-from serflow.audio import AudioError, checksum_bytes
-from serflow.extraction import extract_shard
+from serflow.corpus.audio import AudioError, checksum_bytes
 from serflow.features import Descriptors, Frames, select_columns
-from serflow.tables import collect_rejected, merge_feature_table, read_metadata, write_shard
+from serflow.features.extraction import extract_shard
+from serflow.features.tables import collect_rejected, merge_feature_table, read_metadata, write_shard
 
 P = Descriptors()
 
@@ -112,7 +112,7 @@ def test_numba_warm_up_waits_for_the_lock_holder(tmp_path):
     import fcntl
     import threading
 
-    from serflow.extraction import warm_numba_cache
+    from serflow.features.extraction import warm_numba_cache
 
     done = threading.Event()
     (tmp_path / ".numba-warm.lock").touch()

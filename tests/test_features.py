@@ -232,7 +232,7 @@ def test_yin_port_gives_librosa_f0_on_tones(freq):
 def test_yin_port_gives_librosa_f0_on_emodb(emodb):
     import librosa
 
-    from serflow.audio import load_audio
+    from serflow.corpus.audio import load_audio
 
     for path in sorted(emodb.glob("*.wav"))[:: len(list(emodb.glob("*.wav"))) // 4][:4]:
         y = load_audio(path, P.sample_rate)
@@ -285,12 +285,12 @@ def test_every_schema_enum_equals_its_registry():
     import yaml
     from conftest import REPO
 
-    from serflow.adapters import ADAPTERS
-    from serflow.evaluation import PROTOCOLS
+    from serflow.corpus.adapters import ADAPTERS
+    from serflow.evaluation.protocols import PROTOCOLS
     from serflow.features import GROUPS, OPENSMILE_SETS, REGISTRY, SHARED_KEYS
     from serflow.features.frames import STREAMS
-    from serflow.models import MODEL_KINDS
-    from serflow.outputs import METRICS
+    from serflow.models.kinds import MODEL_KINDS
+    from serflow.outputs.runs import METRICS
 
     schema = yaml.safe_load((REPO / "workflow" / "schemas" / "config.schema.yaml").read_text())
     defs = schema["$defs"]

@@ -5,8 +5,8 @@ import pandas as pd
 import pytest
 from conftest import tone, write_wav
 
-from serflow.adapters import ManifestError, read_entries, read_table
-from serflow.manifest import (
+from serflow.corpus.adapters import ManifestError, read_entries, read_table
+from serflow.corpus.manifest import (
     build_manifest,
     shard_of,
     write_shards,
@@ -201,7 +201,7 @@ def test_ids_from_paths_are_unique_for_distinct_files(tmp_path):
 
 
 def test_probes_are_reused_while_files_are_unchanged(tmp_path):
-    from serflow.probes import ProbeCache
+    from serflow.corpus.probes import ProbeCache
 
     paths = [write_wav(tmp_path / f"c{i}.wav", tone(150 + 20 * i, 0.3)) for i in range(4)]
     (tmp_path / "bad.wav").write_bytes(b"not audio")

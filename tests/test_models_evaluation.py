@@ -4,13 +4,13 @@ import numpy as np
 import pytest
 from sklearn.metrics import balanced_accuracy_score
 
-from serflow.evaluation import (
+from serflow.evaluation.protocols import (
     bootstrap_accuracy_uar,
     make_folds,
     resolve_protocol,
     score,
 )
-from serflow.models import (
+from serflow.models.kinds import (
     MODEL_KINDS,
     chosen_params,
     feature_importance,
@@ -231,7 +231,7 @@ def test_feature_groups_are_chosen_inside_each_training_fold():
 def test_row_space_projection_keeps_the_linear_model():
     from sklearn.linear_model import LogisticRegression
 
-    from serflow.models import RowSpace
+    from serflow.models.kinds import RowSpace
 
     rng = np.random.default_rng(3)
     x = rng.normal(size=(30, 200))
@@ -251,7 +251,7 @@ def test_row_space_projection_keeps_the_linear_model():
 def test_path_search_walks_c_and_refits_the_best_from_scratch():
     from sklearn.base import clone
 
-    from serflow.models import PathSearch
+    from serflow.models.kinds import PathSearch
 
     x, y, groups = blobs(n_per=20, n_speakers=5)
     x = np.hstack([x, np.random.default_rng(0).normal(size=(len(y), 60))])

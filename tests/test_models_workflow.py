@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 from conftest import job_counts, run_snakemake
 
-from serflow.training import dumps_metrics, evaluate_run, load_table
+from serflow.models.training import dumps_metrics, evaluate_run, load_table
 
 MODELS = {
     "majority": {"kind": "majority"},
@@ -114,7 +114,7 @@ def test_changed_model_parameter_reruns_only_that_model(demo_models):
 
 def test_competition_with_integer_labels_and_own_split(tmp_path):
     """Seed 003's format (integer labels); the dataset's own labelled test split as protocol."""
-    from serflow.demo import generate_demo_corpus
+    from serflow.corpus.demo import generate_demo_corpus
 
     root = generate_demo_corpus(tmp_path / "comp", n_train=32, n_test=6, seed=2)
     train = pd.read_csv(root / "train.csv", dtype=str)

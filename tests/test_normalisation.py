@@ -5,8 +5,8 @@ import pandas as pd
 import pytest
 from conftest import PROBA_ATOL
 
-from serflow.normalisation import Normalisation, speaker_standardize, standardize
-from serflow.training import evaluate_run, fit_final, predict
+from serflow.models.normalisation import Normalisation, speaker_standardize, standardize
+from serflow.models.training import evaluate_run, fit_final, predict
 
 MODES = {
     "none": {},
@@ -58,7 +58,7 @@ def test_the_folds_record_what_was_applied():
         t, cols, {"kind": "logreg", "speaker_norm": True, "domain_norm": True}, {"n_bootstrap": 20}
     )
     assert m["speaker_norm"] == "per speaker" and m["model"]["domain_norm"] is True
-    from serflow.outputs import normalisation
+    from serflow.outputs.runs import normalisation
 
     assert normalisation(m) == "per speaker, then test domain"
     _, m = evaluate_run(

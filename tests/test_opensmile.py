@@ -9,11 +9,11 @@ import pyarrow.parquet as pq
 import pytest
 from conftest import run_snakemake, tone, write_wav
 
-from serflow.audio import load_audio
-from serflow.extraction import extract_shard
+from serflow.corpus.audio import load_audio
 from serflow.features import Clip, ComParE, Descriptors, EGeMAPS, FeatureSpec, select_columns
+from serflow.features.extraction import extract_shard
 from serflow.features.opensmile import opensmile_functionals
-from serflow.tables import ID_COLUMNS
+from serflow.features.tables import ID_COLUMNS
 
 opensmile = pytest.importorskip("opensmile", reason="the optional opensmile package is not installed")
 BOTH = FeatureSpec.from_config({"opensmile": ["eGeMAPSv02", "ComParE_2016"]})

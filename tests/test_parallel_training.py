@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 from conftest import job_counts, run_snakemake
 
-from serflow.training import dumps_metrics, evaluate_run, fit_folds, prepare_run, summarize_run
+from serflow.models.training import dumps_metrics, evaluate_run, fit_folds, prepare_run, summarize_run
 
 
 def table(n=96, n_speakers=6, seed=0):

@@ -126,7 +126,7 @@ def test_cross_checks_name_the_key(over, message):
 
 
 def test_each_adapter_takes_only_its_own_keys():
-    from serflow.adapters import ADAPTERS
+    from serflow.corpus.adapters import ADAPTERS
 
     cfg = config()
     cfg["datasets"] = [{"name": "e", "adapter": "emodb", "root": "x", "table": "t.csv"}]  # past the schema
@@ -150,8 +150,8 @@ def test_entries_are_read_apart_from_the_plan(tmp_path):
 
 
 def test_demo_entries_are_known_before_the_corpus_is_written(tmp_path):
-    from serflow.adapters import read_entries
-    from serflow.demo import generate_demo_corpus
+    from serflow.corpus.adapters import read_entries
+    from serflow.corpus.demo import generate_demo_corpus
 
     cfg = {"name": "demo", "adapter": "demo", "n_train": 12, "n_test": 4, "seed": 2}
     planned = read_entries(cfg, results=str(tmp_path))

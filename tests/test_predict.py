@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 from conftest import PROBA_ATOL, cache_files, run_snakemake, tone, write_wav
 
-from serflow.training import load_table, predict
+from serflow.models.training import load_table, predict
 
 SERFLOW = str(Path(sys.executable).with_name("serflow"))
 HELD_OUT = "10"  # an EmoDB speaker the models never saw
@@ -204,3 +204,17 @@ def test_demo_best_model_reproduces_its_test_predictions(tmp_path):
     np.testing.assert_allclose(
         got[proba_columns(got)].to_numpy(), expected[proba_columns(got)].to_numpy(), rtol=0, atol=PROBA_ATOL
     )
+
+
+def test_a_model_saved_under_moved_modules_gets_a_clear_error(tmp_path, monkeypatch):
+    import types
+
+    from serflow.apps.predict import ModelError, TrainedModel
+
+    gone = types.ModuleType("serflow.gone")
+    gone.Old = type("Old", (), {"__module__": "serflow.gone"})
+    monkeypatch.setitem(sys.modules, "serflow.gone", gone)
+    joblib.dump({"model": gone.Old(), "features": {}}, tmp_path / "model.joblib")
+    monkeypatch.delitem(sys.modules, "serflow.gone")
+    with pytest.raises(ModelError, match=r"model\.joblib: saved by an older serflow .*retrain it"):
+        TrainedModel.load(tmp_path)

@@ -16,9 +16,9 @@ import pyarrow.parquet as pq
 import pytest
 from conftest import SNAKEMAKE_ENV, cache_files, job_counts, run_snakemake, snakemake_command
 
-from serflow.cache import FeatureCache
 from serflow.features import Descriptors
-from serflow.tables import read_metadata
+from serflow.features.cache import FeatureCache
+from serflow.features.tables import read_metadata
 
 N_CLIPS = 48
 CONFIG = {

@@ -126,7 +126,7 @@ def test_snakemake_report_zip(emodb_run):
 
 def test_data_from_config_and_files_is_escaped(tmp_path, browser):
     """A label, a speaker and a file name full of HTML show as text, in a real browser too."""
-    from serflow.demo import generate_demo_corpus
+    from serflow.corpus.demo import generate_demo_corpus
 
     root = generate_demo_corpus(tmp_path / "corpus", n_train=24, n_test=0, seed=1)
     train = pd.read_csv(root / "train.csv")

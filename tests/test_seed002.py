@@ -8,7 +8,7 @@ import pytest
 import yaml
 from conftest import REPO, run_snakemake, tone, write_wav
 
-from serflow.evaluation import make_folds
+from serflow.evaluation.protocols import make_folds
 
 RECIPE = REPO / "config" / "recipes" / "seed002.yaml"
 NINE = [

@@ -6,7 +6,7 @@ import yaml
 from conftest import REPO
 from seed_reference import seed000_features, seed001_features, seed003_features
 
-from serflow.audio import load_audio
+from serflow.corpus.audio import load_audio
 from serflow.features import Clip, FeatureSpec, Frames, select_columns
 from serflow.features.frames import read_sequences
 
@@ -76,8 +76,8 @@ def test_seed003_padded_flattened_sequences(clips):
 
 
 def test_sequences_come_back_as_a_padded_batch(tmp_path, clips):
-    from serflow.audio import checksum_bytes
-    from serflow.extraction import extract_shard
+    from serflow.corpus.audio import checksum_bytes
+    from serflow.features.extraction import extract_shard
 
     ext = Frames(streams=("mel", "mfcc"), n_mels=32, n_mfcc=13)
     sums = [checksum_bytes(p.read_bytes()) for p in clips]

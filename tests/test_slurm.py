@@ -10,7 +10,7 @@ import yaml
 from conftest import REPO, SNAKEMAKE, cache_files, run_snakemake
 from slurm_cluster import ClusterUnavailable, start_cluster
 
-from serflow.tables import read_metadata
+from serflow.features.tables import read_metadata
 
 RUNS = [{"feature_sets": ["prosody"], "models": ["logreg", "majority"]}]
 

@@ -8,8 +8,8 @@ import pandas as pd
 import pytest
 from conftest import PROBA_ATOL, run_snakemake
 
-from serflow.speakers import SpeakerClustering, clustering_quality, group_names, split_separation
-from serflow.training import evaluate_run, fit_final, predict
+from serflow.corpus.speakers import SpeakerClustering, clustering_quality, group_names, split_separation
+from serflow.models.training import evaluate_run, fit_final, predict
 
 
 def voices(n_speakers=8, per_speaker=30, n_emotions=4, emotion_strength=1.0, seed=0):
@@ -63,7 +63,7 @@ def test_split_separation_tells_own_groups_from_mixed_ones():
 
 @pytest.mark.emodb
 def test_emodb_voiceprint_clusters_follow_speakers_not_emotions(emodb):
-    from serflow.audio import load_audio
+    from serflow.corpus.audio import load_audio
     from serflow.features import Clip, Voiceprint
 
     files = sorted(emodb.glob("*.wav"))
@@ -132,7 +132,7 @@ def test_estimated_speakers_group_folds_and_per_group_normalisation_chosen_in_th
 def competition_without_speakers(tmp_path_factory):
     """A competition-style folder (no speaker ids) from the demo generator's 12 voices, three
     of them held out as the unlabelled test split."""
-    from serflow.demo import generate_demo_corpus
+    from serflow.corpus.demo import generate_demo_corpus
 
     root = tmp_path_factory.mktemp("competition")
     generate_demo_corpus(root / "gen", n_train=120, n_test=0, n_speakers=12, seed=4)

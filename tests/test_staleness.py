@@ -10,7 +10,7 @@ import pyarrow.parquet as pq
 import pytest
 from conftest import job_counts, run_snakemake, tone, write_wav
 
-from serflow.manifest import write_shards
+from serflow.corpus.manifest import write_shards
 
 SNAKEMAKE_CHECKSUM_LIMIT = 1_000_000  # bytes: above it Snakemake compares modification times
 

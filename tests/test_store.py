@@ -6,7 +6,7 @@ import pytest
 from conftest import cache_files, job_counts, run_snakemake
 
 from serflow.features import Descriptors, Extended
-from serflow.tables import read_metadata
+from serflow.features.tables import read_metadata
 
 N_CLIPS = 32
 BASE = {

@@ -6,10 +6,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from serflow.outputs import best_run, choose_best
-from serflow.report import dataset_section, render_report
-from serflow.submission import label_coding, make_submission, write_submissions
-from serflow.training import dumps_metrics, evaluate_run, fit_final, importance_table, predict
+from serflow.models.training import dumps_metrics, evaluate_run, fit_final, importance_table, predict
+from serflow.outputs.report import dataset_section, render_report
+from serflow.outputs.runs import best_run, choose_best
+from serflow.outputs.submission import label_coding, make_submission, write_submissions
 
 
 def feature_table(n_per=12, speakers=("a", "b", "c"), labels=("calm", "loud"), n_test=4, seed=0):
@@ -179,7 +179,7 @@ def test_report_section_from_workflow_files(tmp_path):
 
 
 def test_speaker_normalisation_uses_each_speakers_own_clips():
-    from serflow.normalisation import Normalisation, speaker_standardize
+    from serflow.models.normalisation import Normalisation, speaker_standardize
 
     table, cols = feature_table()
     shifted = table.copy()
@@ -210,7 +210,7 @@ def test_speaker_normalisation_uses_each_speakers_own_clips():
 
 
 def test_the_report_config_dump_writes_shared_values_out():
-    from serflow.report import config_text
+    from serflow.outputs.report import config_text
 
     grid = {"C": [0.1, 1.0]}
     text = config_text({"models": {"a": {"grid": grid}, "b": {"grid": grid}}})

@@ -8,9 +8,9 @@ import pyarrow.parquet as pq
 import pytest
 from conftest import cache_files, emodb_subset, job_counts, run_snakemake
 
-from serflow.audio import checksum_bytes
+from serflow.corpus.audio import checksum_bytes
 from serflow.features import Descriptors, select_columns
-from serflow.tables import read_metadata
+from serflow.features.tables import read_metadata
 
 # One cheap run: these tests are about the data stages (models: test_models_workflow.py).
 MINIMAL_RUNS = [{"feature_sets": ["prosody"], "models": ["majority"]}]

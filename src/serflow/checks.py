@@ -14,7 +14,7 @@ from pathlib import Path
 
 import yaml
 
-from serflow.adapters import ADAPTERS, COMMON_KEYS
+from serflow.corpus.adapters import ADAPTERS, COMMON_KEYS
 from serflow.plan import Plan, PlanError, build_plan, read_all_entries
 
 #: A split with at least this share of its paths missing stops the run.

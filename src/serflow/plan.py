@@ -13,10 +13,10 @@ import functools
 import math
 from dataclasses import dataclass, field
 
-from serflow.adapters import ADAPTERS, Adapter, Entry, ManifestError, read_entries
-from serflow.evaluation import EVALUATION_DEFAULTS, SCORING_KEYS
+from serflow.corpus.adapters import ADAPTERS, Adapter, Entry, ManifestError, read_entries
+from serflow.corpus.manifest import listing_digest
+from serflow.evaluation.protocols import EVALUATION_DEFAULTS, SCORING_KEYS
 from serflow.features import FEATURE_SETS, FeatureSpec
-from serflow.manifest import listing_digest
 
 #: Runs of a config without ``runs``: every model on these feature sets.
 DEFAULT_RUN_SETS = ("prosody", "mfcc_deltas", "all")

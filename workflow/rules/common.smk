@@ -31,7 +31,7 @@ from serflow.plan import (
     read_all_entries,
     table_mem_mb,
 )
-from serflow.submission import sample_submission_path
+from serflow.outputs.submission import sample_submission_path
 
 min_version("9.0")
 

@@ -82,7 +82,7 @@ rule score:
     params:
         n_bootstrap=lambda wc: DATASETS[wc.dataset].evaluation["n_bootstrap"],
     run:
-        from serflow.scoring import score_files
+        from serflow.outputs.scoring import score_files
 
         score_files(*input[:3], *output, params.n_bootstrap, log[0])
 

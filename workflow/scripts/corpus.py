@@ -2,7 +2,7 @@ from serflow.runtime import start_job
 
 log = start_job(snakemake.log[0], snakemake.threads)
 
-from serflow.adapters import ADAPTERS
+from serflow.corpus.adapters import ADAPTERS
 
 ds = snakemake.params.dataset
 out = ADAPTERS[ds["adapter"]].generate(ds, snakemake.output[0])

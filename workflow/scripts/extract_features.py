@@ -2,10 +2,10 @@ from serflow.runtime import start_job
 
 log = start_job(snakemake.log[0], snakemake.threads)
 
-from serflow.extraction import extract_shard
+from serflow.corpus.manifest import read_shard
 from serflow.features import REGISTRY
-from serflow.manifest import read_shard
-from serflow.tables import write_shard
+from serflow.features.extraction import extract_shard
+from serflow.features.tables import write_shard
 
 extractor = REGISTRY[snakemake.wildcards.extractor](**snakemake.params.extractor)
 shard = read_shard(snakemake.input.shard)

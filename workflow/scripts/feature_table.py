@@ -7,7 +7,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 
 from serflow.features import REGISTRY, select_columns
-from serflow.tables import merge_feature_table, table_digest
+from serflow.features.tables import merge_feature_table, table_digest
 
 spec = snakemake.params.table
 shards, column_groups = {}, {}

@@ -2,9 +2,9 @@ from serflow.runtime import start_job
 
 log = start_job(snakemake.log[0], snakemake.threads)
 
-from serflow.adapters import read_entries
-from serflow.manifest import build_manifest, write_shards
-from serflow.probes import ProbeCache
+from serflow.corpus.adapters import read_entries
+from serflow.corpus.manifest import build_manifest, write_shards
+from serflow.corpus.probes import ProbeCache
 
 entries = read_entries(snakemake.params.dataset)
 probes = ProbeCache(snakemake.params.probes)

@@ -4,7 +4,7 @@ log = start_job(snakemake.log[0], snakemake.threads)
 
 import pandas as pd
 
-from serflow.tables import collect_rejected
+from serflow.features.tables import collect_rejected
 
 rejected = collect_rejected(
     snakemake.input.manifest,

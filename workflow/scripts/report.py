@@ -2,9 +2,9 @@ from serflow.runtime import start_job
 
 log = start_job(snakemake.log[0], snakemake.threads)
 
-from serflow.report import config_text, dataset_section, extractor_table, render_report
-from serflow.tables import package_versions
-from serflow.training import MODEL_PACKAGES
+from serflow.features.tables import package_versions
+from serflow.models.training import MODEL_PACKAGES
+from serflow.outputs.report import config_text, dataset_section, extractor_table, render_report
 
 out = snakemake.output[0]
 sections = []

@@ -4,7 +4,7 @@ log = start_job(snakemake.log[0], snakemake.threads)
 
 import json
 
-from serflow.speakers import estimate_speakers
+from serflow.corpus.speakers import estimate_speakers
 
 groups, summary = estimate_speakers(
     snakemake.input.manifest,

@@ -5,7 +5,7 @@ log = start_job(snakemake.log[0], snakemake.threads)
 import json
 import os
 
-from serflow.submission import write_submissions
+from serflow.outputs.submission import write_submissions
 
 runs = snakemake.params.runs
 test_split = None

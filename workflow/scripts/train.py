@@ -6,8 +6,8 @@ from pathlib import Path
 
 import joblib
 
-from serflow.tables import read_metadata
-from serflow.training import (
+from serflow.features.tables import read_metadata
+from serflow.models.training import (
     dumps_metrics,
     fit_final,
     fit_folds,

@@ -4,7 +4,7 @@ log = start_job(snakemake.log[0], snakemake.threads)
 
 import joblib
 
-from serflow.training import fit_folds, load_table, prepare_run
+from serflow.models.training import fit_folds, load_table, prepare_run
 
 table, columns = load_table(snakemake.input.table)
 run = prepare_run(table, columns, snakemake.params.model, snakemake.params.evaluation)

@@ -165,7 +165,7 @@ def read_sequences(extractor: Frames, cache_root, checksums, streams=None):
     (default: all of the extractor's) picks blocks of the dimensions. A clip missing from
     the cache raises KeyError naming its checksum: extract it first.
     """
-    from serflow.cache import FeatureCache
+    from serflow.features.cache import FeatureCache
 
     cache = FeatureCache(cache_root, extractor)
     dims = extractor.dims()

@@ -2,7 +2,7 @@
 
 Cepstral means and spreads, the long-term average spectrum (level removed) and the pitch
 register over the clip's active frames: vocal-tract and voice traits. Emotion moves them
-too; ``serflow.speakers`` projects the emotion directions out before clustering them
+too; ``serflow.corpus.speakers`` projects the emotion directions out before clustering them
 (``speakers: cluster``).
 """
 

@@ -2,7 +2,7 @@
 
 Each section is gathered into plain dicts by a function here and rendered by the
 Jinja2 template ``templates/report.html.j2``, which escapes every string. Figures are
-embedded PNG data URIs (``serflow.plots``); nothing is fetched at view time.
+embedded PNG data URIs (``serflow.outputs.plots``); nothing is fetched at view time.
 """
 
 from __future__ import annotations
@@ -16,12 +16,12 @@ from pathlib import Path
 import jinja2
 import numpy as np
 
-from serflow.outputs import TRUST, best_run, normalisation, read_metrics, trust, within_interval
+from serflow.outputs.runs import TRUST, best_run, normalisation, read_metrics, trust, within_interval
 
 
 def summarise_dataset(manifest, rejected, label_map=None, plots: bool = True) -> dict:
     """Clips per label and per speaker, durations, formats, label merges and rejected files."""
-    from serflow import plots as figs
+    from serflow.outputs import plots as figs
 
     labelled = manifest[manifest["label"].notna()]
     speakers = manifest["speaker"].fillna("(unknown)").astype(str)
@@ -139,8 +139,8 @@ def examples(manifest, sample_rate: int, max_seconds: float = 10.0) -> list[dict
     """For each label, its first clip (by id): waveform and log-mel plot, and the audio."""
     import pandas as pd
 
-    from serflow import plots as figs
-    from serflow.audio import AudioError, load_audio
+    from serflow.corpus.audio import AudioError, load_audio
+    from serflow.outputs import plots as figs
 
     out = []
     labelled = manifest[manifest["label"].notna()].sort_values("id", kind="stable")
@@ -175,7 +175,7 @@ def data_checksum(manifest) -> str:
 
 def cache_stats(shard_paths) -> dict:
     """Cache hits, computed and failed files and extraction seconds summed over shard outputs."""
-    from serflow.tables import read_metadata
+    from serflow.features.tables import read_metadata
 
     total = {"cached": 0, "computed": 0, "failed": 0, "seconds": 0.0}
     for path in shard_paths:

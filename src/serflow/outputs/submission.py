@@ -5,12 +5,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from serflow.outputs import best_facts, choose_best, read_metrics
+from serflow.outputs.runs import best_facts, choose_best, read_metrics
 
 
 def sample_submission_path(cfg: dict, results: str = "results") -> Path | None:
     """The dataset's sample submission file, if its adapter names or ships one."""
-    from serflow.adapters import ADAPTERS
+    from serflow.corpus.adapters import ADAPTERS
 
     return ADAPTERS[cfg["adapter"]].sample_submission(cfg, results)
 

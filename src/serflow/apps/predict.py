@@ -12,11 +12,11 @@ from pathlib import Path
 
 import numpy as np
 
-from serflow.adapters import AUDIO_EXTENSIONS
-from serflow.audio import AudioError, _read_bytes, checksum_bytes, decode_clip
-from serflow.cache import FeatureCache
+from serflow.corpus.adapters import AUDIO_EXTENSIONS
+from serflow.corpus.audio import AudioError, _read_bytes, checksum_bytes, decode_clip
 from serflow.features import REGISTRY, Clip, Extractor
-from serflow.normalisation import MIN_SPEAKER_CLIPS, Normalisation
+from serflow.features.cache import FeatureCache
+from serflow.models.normalisation import MIN_SPEAKER_CLIPS, Normalisation
 
 PATH_COLUMNS = ("path", "file", "filename", "file_name", "filepath", "audio", "wav")
 
@@ -88,6 +88,13 @@ class TrainedModel:
             raise ModelError(f"{path}: no such model file (give a run folder or its model.joblib)")
         try:
             bundle = joblib.load(path)
+        except (ModuleNotFoundError, AttributeError) as err:
+            if "serflow" not in str(err):
+                raise ModelError(f"{path}: cannot load the model ({err!r})") from None
+            raise ModelError(
+                f"{path}: saved by an older serflow whose modules have moved ({err}); retrain it"
+                " (snakemake reruns the run)"
+            ) from None
         except Exception as err:
             raise ModelError(f"{path}: cannot load the model ({err!r})") from None
         if not isinstance(bundle, dict) or "model" not in bundle or "features" not in bundle:

@@ -277,7 +277,7 @@ def _read_demo(cfg, results="results"):
     root = corpus_root(cfg["name"], results)
     if (root / "train.csv").exists():
         return _read_competition({}, results, root)
-    from serflow.demo import planned_clips
+    from serflow.corpus.demo import planned_clips
 
     return [
         Entry(clip_id, os.path.normpath(root / rel), label, speaker, split)
@@ -297,7 +297,7 @@ def _demo_kwargs(cfg) -> dict:
 
 
 def _generate_demo(cfg, out_dir) -> Path:
-    from serflow.demo import generate_demo_corpus
+    from serflow.corpus.demo import generate_demo_corpus
 
     return generate_demo_corpus(out_dir, **_demo_kwargs(cfg))
 

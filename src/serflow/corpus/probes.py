@@ -12,7 +12,7 @@ import os
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from serflow.audio import AudioError, AudioInfo, probe_audio
+from serflow.corpus.audio import AudioError, AudioInfo, probe_audio
 
 _COLUMNS = (
     "path",

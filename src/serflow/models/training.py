@@ -1,6 +1,6 @@
 """One run (a feature set × a model): cross-validated evaluation, then a final refit.
 
-Pure functions over a feature table (``serflow.tables`` layout: id, label, speaker,
+Pure functions over a feature table (``serflow.features.tables`` layout: id, label, speaker,
 split, then float features); the workflow's ``train`` rule only calls these.
 """
 
@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from serflow.evaluation import (
+from serflow.evaluation.protocols import (
     EVALUATION_DEFAULTS,
     SCORING_KEYS,
     SPEAKER_DEPENDENT,
@@ -22,10 +22,10 @@ from serflow.evaluation import (
     resolve_protocol,
     score,
 )
-from serflow.models import chosen_params, feature_importance, fit_model
-from serflow.normalisation import PER_GROUP, Normalisation, standardize
+from serflow.features.tables import ID_COLUMNS, package_versions
+from serflow.models.kinds import chosen_params, feature_importance, fit_model
+from serflow.models.normalisation import PER_GROUP, Normalisation, standardize
 from serflow.runtime import Progress
-from serflow.tables import ID_COLUMNS, package_versions
 
 MODEL_PACKAGES = ("serflow", "scikit-learn", "xgboost", "numpy", "scipy", "pandas")
 
@@ -37,7 +37,7 @@ def load_table(path):
     """
     import pandas as pd
 
-    from serflow.tables import read_metadata
+    from serflow.features.tables import read_metadata
 
     table = pd.read_parquet(path)
     meta = read_metadata(path)

@@ -13,7 +13,7 @@ these commands work beside it. serflow COMMAND --help describes each one."""
 
 
 def _predict(args) -> int:
-    from serflow.predict import TrainedModel, collect_inputs, predict_files
+    from serflow.apps.predict import TrainedModel, collect_inputs, predict_files
 
     model = TrainedModel.load(args.model)
     print(f"model {model.name}: {', '.join(model.labels)}", file=sys.stderr)
@@ -53,8 +53,8 @@ def _predict(args) -> int:
 
 
 def _serve(args) -> int:
-    from serflow.predict import TrainedModel
-    from serflow.serve import serve
+    from serflow.apps.predict import TrainedModel
+    from serflow.apps.serve import serve
 
     model = TrainedModel.load(args.model)
     if model.card.exists():
@@ -66,7 +66,7 @@ def _serve(args) -> int:
 def _check(args) -> int:
     from serflow.checks import check_config, read_config_file
 
-    repo = Path(__file__).resolve().parents[2]
+    repo = Path(__file__).resolve().parents[3]
     errors, warnings = check_config(
         read_config_file(args.config),
         repo / "workflow/schemas/config.schema.yaml",
@@ -83,7 +83,7 @@ def _check(args) -> int:
 
 
 def parser() -> argparse.ArgumentParser:
-    from serflow.normalisation import FALLBACKS, MIN_SPEAKER_CLIPS
+    from serflow.models.normalisation import FALLBACKS, MIN_SPEAKER_CLIPS
 
     ap = argparse.ArgumentParser(
         prog="serflow", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -143,7 +143,7 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     args = parser().parse_args(argv)
-    from serflow.predict import ModelError
+    from serflow.apps.predict import ModelError
 
     try:
         return args.run(args)

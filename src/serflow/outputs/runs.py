@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from serflow.normalisation import from_metrics
+from serflow.models.normalisation import from_metrics
 
 METRICS = ("uar", "accuracy", "macro_f1")
 #: How far a run's scores hold for new speakers, by ``trust``: (short, explained).

@@ -19,8 +19,8 @@ def score_files(predictions, cv, model, metrics_out, card_out, n_bootstrap: int,
     import joblib
     import pandas as pd
 
-    from serflow.model_card import model_card
-    from serflow.training import dumps_metrics, score_run
+    from serflow.models.training import dumps_metrics, score_run
+    from serflow.outputs.model_card import model_card
 
     facts = json.loads(Path(cv).read_text(encoding="utf-8"))
     metrics = score_run(pd.read_parquet(predictions), facts, n_bootstrap)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from serflow.outputs import TRUST, chosen_run, dataset_dir, trust, within_interval
+from serflow.outputs.runs import TRUST, chosen_run, dataset_dir, trust, within_interval
 
 
 def dataset_summary(name: str, runs: list[str], results="results", metric: str = "uar") -> list[str]:

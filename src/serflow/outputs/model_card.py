@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 
-from serflow.normalisation import Normalisation
-from serflow.outputs import TRUST, normalisation, trust
+from serflow.models.normalisation import Normalisation
+from serflow.outputs.runs import TRUST, normalisation, trust
 
 
 def _interval(metrics: dict, key: str) -> str:

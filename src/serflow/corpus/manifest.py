@@ -1,7 +1,7 @@
 """The probed manifest table: every listed clip decoded once, split into the manifest and
 the rejected files (``build_manifest``), and its shards for the extraction jobs.
 
-Listing a corpus's clips (without opening audio) is ``serflow.adapters``'s.
+Listing a corpus's clips (without opening audio) is ``serflow.corpus.adapters``'s.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import hashlib
 import os
 from pathlib import Path
 
-from serflow.adapters import ManifestError
+from serflow.corpus.adapters import ManifestError
 
 MANIFEST_COLUMNS = (
     "id",
@@ -51,13 +51,13 @@ def build_manifest(
     """Probe every entry's audio; return (manifest DataFrame, rejected DataFrame).
 
     With ``on_bad_file='fail'`` the first unusable file raises ManifestError instead of
-    being rejected. ``probes`` (a ``serflow.probes.ProbeCache``) reuses earlier probes of
+    being rejected. ``probes`` (a ``serflow.corpus.probes.ProbeCache``) reuses earlier probes of
     unchanged files; new ones are decoded in ``threads`` threads.
     """
     import pandas as pd
 
-    from serflow.audio import AudioError
-    from serflow.probes import ProbeCache
+    from serflow.corpus.audio import AudioError
+    from serflow.corpus.probes import ProbeCache
 
     probes = probes if probes is not None else ProbeCache()
     todo = [e for e in entries if e.error is None]

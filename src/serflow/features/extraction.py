@@ -9,9 +9,9 @@ from pathlib import Path
 
 import numpy as np
 
-from serflow.audio import AudioError, load_audio
-from serflow.cache import FeatureCache
+from serflow.corpus.audio import AudioError, load_audio
 from serflow.features import Clip, Extractor
+from serflow.features.cache import FeatureCache
 from serflow.runtime import Progress
 
 

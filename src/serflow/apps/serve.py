@@ -16,9 +16,9 @@ from fastapi import FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, JSONResponse
 
-from serflow.audio import AudioError, decode_clip
-from serflow.normalisation import MIN_SPEAKER_CLIPS
-from serflow.predict import TrainedModel
+from serflow.apps.predict import TrainedModel
+from serflow.corpus.audio import AudioError, decode_clip
+from serflow.models.normalisation import MIN_SPEAKER_CLIPS
 
 WAVEFORM_POINTS = 400
 

@@ -1,0 +1,1 @@
+"""Using trained models: the serflow command, serflow predict and serflow serve."""

@@ -1,0 +1,1 @@
+"""Stage 1, the corpus: listing a corpus (adapters), the probed manifest, audio decoding, pseudo-speakers."""
