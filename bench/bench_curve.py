@@ -32,7 +32,7 @@ def data(n: int, p: int, n_speakers: int, seed: int = 0):
 
 
 def fit_seconds(n: int, p: int, grid: int) -> float:
-    from serflow.models.kinds import fit_model
+    from serflow.models.pipeline import fit_model
 
     x, y, g = data(n, p, 24)
     start = time.perf_counter()

@@ -110,7 +110,7 @@ def test_a_registered_model_kind_is_cross_validated(registered):
     assert metrics["uar"] > 0.8
     assert all(f["params"]["feature_groups"] == ["peak"] for f in metrics["folds"])
     assert np.allclose(predictions.filter(like="proba_").sum(axis=1), 1.0)
-    from serflow.models.kinds import fit_model
+    from serflow.models.pipeline import fit_model
 
     assert feature_importance(fit_model("centroid", x, y), "centroid", columns) is None  # no importance trait
 

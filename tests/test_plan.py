@@ -23,6 +23,14 @@ def config(**over):
     return cfg
 
 
+CNN = {
+    "features": {"frames": {"pad_frames": 50}},
+    "feature_sets": {"logmel": ["frames_mel"]},
+    "models": {"c": {"kind": "cnn", "params": {"n_frames": 50}}, "lr": {"kind": "logreg"}},
+    "runs": [{"feature_sets": ["logmel"], "models": ["c", "lr"]}],
+}
+
+
 def test_default_plan():
     plan = build_plan(config(extraction={"shards": 3}))
     ds = plan.datasets["demo"]
@@ -117,12 +125,32 @@ def test_per_dataset_features_merge_over_the_top_level():
             {"features": {"sample_rate": 16000, "signal": {"sample_rate": 22050}}},
             "extractors disagree on sample_rate",
         ),
+        (
+            {"models": {"c": {"kind": "cnn", "params": {"n_frames": 50}}},
+             "runs": [{"feature_sets": ["mel"], "models": ["c"]}]},
+            "run 'mel-c': a cnn model takes a table of frames groups only",
+        ),
+        (
+            {**CNN, "features": {"frames": {"pad_frames": 40}}},
+            "params: n_frames (50) must equal features: frames: pad_frames (40)",
+        ),
+        (
+            {**CNN, "models": {"c": {"kind": "cnn", "params": {"n_frames": 50}, "speaker_norm": True},
+                   "lr": {"kind": "logreg"}}},
+            "a cnn model standardises its frames itself: speaker_norm and domain_norm are not supported",
+        ),
     ],
 )  # fmt: skip
 def test_cross_checks_name_the_key(over, message):
     with pytest.raises(PlanError) as err:
         build_plan(config(**over))
     assert message in str(err.value)
+
+
+def test_a_cnn_run_beside_table_models_plans():
+    ds = build_plan(config(**CNN)).datasets["demo"]
+    assert ds.run_names == ["logmel-c", "logmel-lr"]
+    assert ds.table_extractors("logmel") == ["frames"]
 
 
 def test_each_adapter_takes_only_its_own_keys():

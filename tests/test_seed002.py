@@ -44,12 +44,13 @@ def test_seed002_recipe_on_a_small_corpus(tmp_path):
     config = yaml.safe_load(RECIPE.read_text())
     config["datasets"][0]["table"] = str(table)
     config["models"]["mlp_seed002"]["params"]["max_iter"] = 300
+    config["models"]["cnn_seed002"]["params"]["max_epochs"] = 3
     run_snakemake(tmp_path, config)
 
     manifest = pd.read_parquet(tmp_path / "results/emotify/manifest.parquet")
     assert len(manifest) == 40 and set(manifest["label"]) == {"joy", "sadness", "neutral", "anger"}
     assert manifest["stratum"].value_counts().to_dict() == dict.fromkeys(GENRES, 10)
-    for run in ("seed002_mel-mlp_seed002", "seed002_mel-logreg_balanced"):
+    for run in ("seed002_mel-mlp_seed002", "seed002_mel-logreg_balanced", "seed002_logmel-cnn_seed002"):
         metrics = json.loads((tmp_path / f"results/emotify/runs/{run}/metrics.json").read_text())
         assert metrics["protocol"] == "random_split" and not metrics["speaker_independent"]
         tested = pd.read_parquet(tmp_path / f"results/emotify/runs/{run}/predictions.parquet")

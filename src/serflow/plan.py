@@ -10,6 +10,7 @@ Snakemake. Reading the corpus tables (``entries``) is separate: it touches the d
 from __future__ import annotations
 
 import functools
+import importlib.util
 import math
 from dataclasses import dataclass, field
 
@@ -17,6 +18,7 @@ from serflow.corpus.adapters import ADAPTERS, Adapter, Entry, ManifestError, rea
 from serflow.corpus.manifest import listing_digest
 from serflow.evaluation.protocols import EVALUATION_DEFAULTS, SCORING_KEYS
 from serflow.features import FEATURE_SETS, FeatureSpec
+from serflow.models.kinds import model_kind
 
 #: Runs of a config without ``runs``: every model on these feature sets.
 DEFAULT_RUN_SETS = ("prosody", "mfcc_deltas", "all")
@@ -195,6 +197,34 @@ def _runs(blocks, feature_sets: dict, models: dict, where: str) -> list[tuple[st
     return pairs
 
 
+def _check_kind(where: str, model: ModelSpec, groups, features: FeatureSpec) -> None:
+    """What a run's model kind needs of its table and install, checked before any job."""
+    kind = model_kind(model.kind)
+    if kind.needs and importlib.util.find_spec(kind.needs[0]) is None:
+        raise PlanError(
+            f"{where}: model kind {kind.name!r} needs {kind.needs[0]}: pip install -e '.[{kind.needs[1]}]'"
+        )
+    if not kind.frames:
+        return
+    if "all" in groups or not all(g.startswith("frames_") for g in groups):
+        raise PlanError(
+            f"{where}: a {kind.name} model takes a table of frames groups only "
+            f"(e.g. feature_sets: {{logmel: [frames_mel]}}), not {list(groups)}"
+        )
+    pad = features["frames"].pad_frames
+    n_frames = (model.settings.get("params") or {}).get("n_frames")
+    if not pad or n_frames != pad:
+        raise PlanError(
+            f"{where}: models: {model.name}: params: n_frames ({n_frames}) must equal "
+            f"features: frames: pad_frames ({pad}), which must be set (> 0)"
+        )
+    if model.settings.get("speaker_norm") or model.settings.get("domain_norm"):
+        raise PlanError(
+            f"{where}: a {kind.name} model standardises its frames itself: "
+            "speaker_norm and domain_norm are not supported"
+        )
+
+
 def build_plan(config: dict, default_models: dict | None = None) -> Plan:
     """The plan of a config that passed the schema (defaults filled in).
 
@@ -250,6 +280,7 @@ def build_plan(config: dict, default_models: dict | None = None) -> Plan:
                         f"dataset {name!r}, run '{fs}-{model}': feature_groups {choice} "
                         f"name {missing}, which the table {fs!r} does not hold"
                     )
+            _check_kind(f"dataset {name!r}, run '{fs}-{model}'", models[model], tables[fs], features)
         datasets[name] = DatasetPlan(
             name=name,
             config=ds,

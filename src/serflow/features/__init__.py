@@ -25,11 +25,13 @@ from serflow.features.extended import Extended
 from serflow.features.frames import Frames
 from serflow.features.opensmile import ComParE, EGeMAPS
 from serflow.features.signal import Signal
+from serflow.features.ssl import SSLEmbeddings
 from serflow.features.voiceprint import Voiceprint
 
 #: In table-column order: tables join extractors in this order.
 REGISTRY: dict[str, type[Extractor]] = {
-    cls.name: cls for cls in (Descriptors, Extended, EGeMAPS, ComParE, Frames, Signal, Voiceprint)
+    cls.name: cls
+    for cls in (Descriptors, Extended, EGeMAPS, ComParE, Frames, Signal, Voiceprint, SSLEmbeddings)
 }
 #: On unless the config says ``name: false``.
 DEFAULT_ON = ("descriptors",)

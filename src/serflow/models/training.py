@@ -23,8 +23,9 @@ from serflow.evaluation.protocols import (
     score,
 )
 from serflow.features.tables import ID_COLUMNS, package_versions
-from serflow.models.kinds import chosen_params, feature_importance, fit_model
+from serflow.models.kinds import chosen_params, feature_importance
 from serflow.models.normalisation import PER_GROUP, Normalisation, standardize
+from serflow.models.pipeline import fit_model
 from serflow.runtime import Progress
 
 MODEL_PACKAGES = ("serflow", "scikit-learn", "xgboost", "numpy", "scipy", "pandas")
