@@ -24,6 +24,7 @@ error about 0.035), and the best of twenty runs on it is flattered by that noise
 over splits per layout and config, including the run whose mean hidden UAR is best.
 
     python bench/bench_pseudo_speakers.py [--workdir DIR] [--test-speakers 10 13 16] [--cores 2]
+    python bench/bench_pseudo_speakers.py --voice dvector   (Resemblyzer d-vectors: the voice extra)
     python bench/bench_pseudo_speakers.py --splits 10,13,16 03,09,11 08,12,15 --skip-known [--reuse]
 """
 
@@ -206,7 +207,7 @@ def summarise(work: Path, name: str, layout: dict) -> dict:
     return out
 
 
-def known_speaker_clustering(root: Path, cores: int) -> None:
+def known_speaker_clustering(root: Path, cores: int, voice: str = "voiceprint") -> None:
     """The workflow's own clustering summary where the corpus knows its speakers."""
     corpora = {
         "emodb": {"name": "emodb", "adapter": "emodb", "root": str(EMODB)},
@@ -215,7 +216,7 @@ def known_speaker_clustering(root: Path, cores: int) -> None:
     for name, ds in corpora.items():
         work = root / f"known-{name}"
         config = {
-            "datasets": [{**ds, "speakers": "cluster"}],
+            "datasets": [{**ds, "speakers": "cluster", "speaker_clusters": {"voice": voice}}],
             "cache_dir": str(root / "cache"),
             "feature_tables": ["prosody"],
             "runs": [{"feature_sets": ["prosody"], "models": ["majority"]}],
@@ -239,6 +240,12 @@ def main() -> None:
     ap.add_argument("--cores", type=int, default=2)
     ap.add_argument("--layouts", nargs="+", default=["seed003", "seed000"])
     ap.add_argument("--configs", nargs="+", default=["today", "cluster", "domain", "oracle"])
+    ap.add_argument(
+        "--voice",
+        choices=["voiceprint", "dvector"],
+        default="voiceprint",
+        help="features to cluster",
+    )
     ap.add_argument("--skip-known", action="store_true", help="skip the known-speaker clustering")
     ap.add_argument("--reuse", action="store_true", help="read runs that have a summary.json, not rerun them")
     args = ap.parse_args()
@@ -248,7 +255,7 @@ def main() -> None:
     root.mkdir(parents=True, exist_ok=True)
     if not args.skip_known:
         print("clustering where speakers are known (ids hidden from the clustering):")
-        known_speaker_clustering(root, args.cores)
+        known_speaker_clustering(root, args.cores, args.voice)
     splits = [s.split(",") for s in args.splits] if args.splits else [args.test_speakers]
     results = {}
     for speakers in splits:
@@ -277,6 +284,7 @@ def one_split(root: Path, cache: Path, test_speakers, args) -> dict:
                 ds["train_csv"] = "train_oracle.csv"
             elif config_name != "today":
                 ds["speakers"] = "cluster"
+                ds["speaker_clusters"] = {**ds.get("speaker_clusters", {}), "voice": args.voice}
             if config_name == "domain":
                 from serflow.plan import DEFAULT_RUN_SETS
 

@@ -220,3 +220,15 @@ def test_missing_table_stops_before_any_job(tmp_path):
     proc = run_snakemake(tmp_path, config, check=False)
     assert proc.returncode != 0 and f"{tmp_path / 'nowhere.csv'}: table not found" in proc.stderr
     assert not (tmp_path / "results").exists()
+
+
+def test_a_failing_job_writes_its_error_to_its_log(tmp_path):
+    import subprocess
+    import sys
+
+    log = tmp_path / "job.log"
+    code = "from serflow.runtime import start_job; start_job(%r); raise ValueError('no such column: f0')"
+    proc = subprocess.run([sys.executable, "-c", code % str(log)], capture_output=True, text=True)
+    assert proc.returncode == 1 and "ValueError: no such column: f0" in proc.stderr  # still on the terminal
+    text = log.read_text()
+    assert "ERROR job failed: ValueError: no such column: f0" in text and "Traceback" in text

@@ -153,6 +153,16 @@ def test_a_cnn_run_beside_table_models_plans():
     assert ds.table_extractors("logmel") == ["frames"]
 
 
+def test_only_deep_jobs_ask_for_the_configs_gpus():
+    plan = build_plan(config(**CNN, gpus=2))
+    assert plan.train_gpus("c") == 2 and plan.train_gpus("lr") == 0
+    assert plan.extract_gpus("demo", "frames") == 0  # frames are cheap: no GPU
+    from serflow.features import REGISTRY
+
+    assert [name for name, cls in REGISTRY.items() if cls.gpu] == ["ssl"]
+    assert build_plan(config(**CNN)).train_gpus("c") == 0  # the default: nothing asks
+
+
 def test_each_adapter_takes_only_its_own_keys():
     from serflow.corpus.adapters import ADAPTERS
 

@@ -129,3 +129,35 @@ def test_job_killed_by_the_scheduler_leaves_no_partial_cache_entry(slurm, tmp_pa
     [stats] = shard_stats(workdir)
     assert stats["cached"] == len(entries) and stats["computed"] == 248 - len(entries)
     assert len(cache_files(cache)) == 248
+
+
+def test_deep_jobs_ask_slurm_for_the_gpus_the_config_gives(slurm, tmp_path):
+    """``gpus: 1`` (the profile's commented line): ssl extraction asks sbatch for --gpus=1,
+    the other jobs ask for none. This cluster has no GPU, so SLURM refuses exactly those jobs."""
+    pytest.importorskip("transformers", reason="the deep extra is not installed")
+    from test_ssl import tiny_checkpoint
+
+    config = demo_config(tmp_path / "cache", n_train=20)
+    config["features"] = {"ssl": {"checkpoint": tiny_checkpoint(tmp_path / "checkpoint")}}
+    config["feature_sets"] = {"emb": ["ssl"]}
+    config["feature_tables"] = ["prosody", "emb"]
+    config["runs"] = [{"feature_sets": ["prosody", "emb"], "models": ["logreg"]}]
+    work = tmp_path / "gpu"
+    work.mkdir()
+    proc = slurm_snakemake(slurm, work, config, "--config", "gpus=1", "--verbose")
+    assert proc.returncode != 0
+    out = proc.stdout + proc.stderr
+    calls = [
+        line for line in out.splitlines() if "sbatch call:" in line or line.strip().startswith("sbatch ")
+    ]
+    refused = out[out.index("SLURM sbatch failed") :]
+    assert "--gpus=1" in refused.split("sbatch script")[0] and "extractor=ssl" in refused[:3000]
+    descriptors = [c for c in calls if "extractor=descriptors" in c or "descriptors" in c]
+    assert descriptors and not any("--gpus" in c for c in descriptors)
+    # the descriptor jobs went on and ran (keep-going), the ssl table was never built
+    assert list((work / "results/demo/features/descriptors").glob("*.parquet"))
+    assert not (work / "results/demo/features/emb.parquet").exists()
+    # gpus: 0 (the default): nothing asks, everything runs on this cluster's CPUs
+    proc = slurm_snakemake(slurm, work, config, "--config", "gpus=0")
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    assert (work / "results/demo/runs/emb-logreg/metrics.json").exists()

@@ -79,8 +79,18 @@ def test_bad_settings_name_the_problem(tmp_path):
     folder = tiny_checkpoint(tmp_path / "m")
     with pytest.raises(ValueError, match=r"layers \[3\] outside 0\.\.2"):
         SSLEmbeddings(checkpoint=folder, layers=(3,))
-    with pytest.raises(ValueError, match="expects sample_rate 16000, not 22050"):
-        FeatureSpec.from_config({"sample_rate": 22050, "ssl": {"checkpoint": folder}})
+
+
+def test_clips_at_another_rate_are_resampled_to_the_checkpoints(tmp_path):
+    folder = tiny_checkpoint(tmp_path / "m")
+    at_22k = FeatureSpec.from_config({"sample_rate": 22050, "ssl": {"checkpoint": folder}})["ssl"]
+    at_16k = SSLEmbeddings(checkpoint=folder)
+    a = at_22k.compute(Clip(tone(220.0, seconds=1.0, sr=22050), 22050))
+    b = at_16k.compute(Clip(tone(220.0, seconds=1.0, sr=16000), 16000))
+    assert a.shape == b.shape
+    np.testing.assert_allclose(a, b, atol=0.05 * np.abs(b).max())  # resampling differs slightly
+    assert at_22k.min_samples == -(-at_16k.min_samples * 22050 // 16000)
+    assert at_22k.cache_key() != at_16k.cache_key()
 
 
 @pytest.mark.slow

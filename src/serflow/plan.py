@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from serflow.corpus.adapters import ADAPTERS, Adapter, Entry, ManifestError, read_entries
 from serflow.corpus.manifest import listing_digest
 from serflow.evaluation.protocols import EVALUATION_DEFAULTS, SCORING_KEYS
-from serflow.features import FEATURE_SETS, FeatureSpec
+from serflow.features import FEATURE_SETS, GROUP_EXTRACTOR, FeatureSpec
 from serflow.models.kinds import model_kind
 
 #: Runs of a config without ``runs``: every model on these feature sets.
@@ -61,6 +61,8 @@ class DatasetPlan:
     evaluation: dict
     on_bad_file: str
     speakers: str = "given"  # or "cluster": estimated groups replace the speaker ids
+    #: The extractor whose columns ``speakers: cluster`` groups (voiceprint or dvector).
+    speaker_voice: str = "voiceprint"
     entries: list[Entry] | None = field(default=None, repr=False)
     #: What ``checks.check_datasets`` found doubtful in the listing (for the report and summary).
     warnings: list[str] = field(default_factory=list)
@@ -108,6 +110,8 @@ class Plan:
     auto_shards: bool = False  # n_shards follows the corpus size once entries are read
     #: ``training``: fold_workers, fold_jobs, parallel_min_seconds (defaults as the schema's).
     training: dict = field(default_factory=dict)
+    #: GPUs each deep job asks for (the config's ``gpus``).
+    gpus: int = 0
     _costs: dict = field(default_factory=dict, repr=False)
 
     @property
@@ -146,6 +150,14 @@ class Plan:
         return 1000 + math.ceil(
             20 * table_mb + 4 * matrix_mb * self.fold_workers(dataset, feature_set, model)
         )
+
+    def extract_gpus(self, dataset: str, extractor: str) -> int:
+        """GPUs an extraction job asks for: ``gpus`` for an extractor that uses one, else 0."""
+        return self.gpus if self.datasets[dataset].features[extractor].gpu else 0
+
+    def train_gpus(self, model: str) -> int:
+        """GPUs a training job asks for: ``gpus`` for a kind that uses one, else 0."""
+        return self.gpus if model_kind(self.models[model].kind).gpu else 0
 
     def train_runtime(self, dataset: str, feature_set: str, model: str) -> int:
         """Minutes: the run's estimated cost (five times the measured rate), over its processes."""
@@ -206,17 +218,18 @@ def _check_kind(where: str, model: ModelSpec, groups, features: FeatureSpec) -> 
         )
     if not kind.frames:
         return
-    if "all" in groups or not all(g.startswith("frames_") for g in groups):
+    if "all" in groups or not all(GROUP_EXTRACTOR.get(g) == kind.frames for g in groups):
+        example = {"frames": "logmel: [frames_mel]", "waveform": "audio: [waveform]"}.get(kind.frames, "")
         raise PlanError(
-            f"{where}: a {kind.name} model takes a table of frames groups only "
-            f"(e.g. feature_sets: {{logmel: [frames_mel]}}), not {list(groups)}"
+            f"{where}: a {kind.name} model takes a table of {kind.frames} groups only "
+            f"(e.g. feature_sets: {{{example}}}), not {list(groups)}"
         )
-    pad = features["frames"].pad_frames
+    pad = features[kind.frames].pad_frames
     n_frames = (model.settings.get("params") or {}).get("n_frames")
     if not pad or n_frames != pad:
         raise PlanError(
             f"{where}: models: {model.name}: params: n_frames ({n_frames}) must equal "
-            f"features: frames: pad_frames ({pad}), which must be set (> 0)"
+            f"features: {kind.frames}: pad_frames ({pad}), which must be set (> 0)"
         )
     if model.settings.get("speaker_norm") or model.settings.get("domain_norm"):
         raise PlanError(
@@ -249,10 +262,11 @@ def build_plan(config: dict, default_models: dict | None = None) -> Plan:
             raise PlanError(str(err)) from None
         own_features = dict(ds.get("features", {}))
         speakers = ds.get("speakers", "given")
+        voice = ds.get("speaker_clusters", {}).get("voice", "voiceprint")
         if speakers == "cluster":
-            if own_features.get("voiceprint", config.get("features", {}).get("voiceprint")) is False:
-                raise PlanError(f"config key {_where(name, 'speakers')!r}: cluster needs voiceprint features")
-            own_features.setdefault("voiceprint", config.get("features", {}).get("voiceprint") or True)
+            if own_features.get(voice, config.get("features", {}).get(voice)) is False:
+                raise PlanError(f"config key {_where(name, 'speakers')!r}: cluster needs {voice} features")
+            own_features.setdefault(voice, config.get("features", {}).get(voice) or True)
         elif "speaker_clusters" in ds:
             raise PlanError(f"config key {_where(name, 'speaker_clusters')!r}: needs speakers: cluster")
         features = _feature_spec(config.get("features", {}), own_features, _where(name, "features"))
@@ -291,12 +305,14 @@ def build_plan(config: dict, default_models: dict | None = None) -> Plan:
             evaluation={**EVALUATION_DEFAULTS, **config["evaluation"], **ds.get("evaluation", {})},
             on_bad_file=ds.get("on_bad_file", config["extraction"]["on_bad_file"]),
             speakers=speakers,
+            speaker_voice=voice,
         )
     shards = config["extraction"]["shards"]
     training = dict(config.get("training") or {})
+    gpus = int(config.get("gpus", 0))
     if shards == "auto":
-        return Plan(datasets, models, AUTO_SHARDS[0], auto_shards=True, training=training)
-    return Plan(datasets, models, int(shards), training=training)
+        return Plan(datasets, models, AUTO_SHARDS[0], auto_shards=True, training=training, gpus=gpus)
+    return Plan(datasets, models, int(shards), training=training, gpus=gpus)
 
 
 def read_all_entries(plan: Plan, results: str = "results") -> None:

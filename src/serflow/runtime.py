@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import time
 
 _THREAD_VARS = (
@@ -73,4 +74,12 @@ def start_job(log_path, threads: int = 1) -> logging.Logger:
         force=True,
     )
     logging.captureWarnings(True)
-    return logging.getLogger("serflow")
+    log = logging.getLogger("serflow")
+    previous = sys.excepthook
+
+    def log_failure(kind, value, tb):  # the job's log names the error, not only the terminal
+        log.error("job failed: %s: %s", kind.__name__, value, exc_info=(kind, value, tb))
+        previous(kind, value, tb)
+
+    sys.excepthook = log_failure
+    return log

@@ -130,6 +130,14 @@ def train_mem_mb(wildcards, input):
     return PLAN.train_mem_mb(*run_key(wildcards), input.size_mb)
 
 
+def train_gpus(wildcards):
+    return PLAN.train_gpus(wildcards.model)
+
+
+def extract_gpus(wildcards):
+    return PLAN.extract_gpus(wildcards.dataset, wildcards.extractor)
+
+
 def train_runtime(wildcards):
     return PLAN.train_runtime(*run_key(wildcards))
 
@@ -205,8 +213,11 @@ def speaker_groups(wildcards):
     return []
 
 
-def voiceprint_shards(wildcards):
-    return extractor_shards(wildcards.dataset, ["voiceprint"])
+def voice_shards(wildcards):
+    """Shards of the voice features a ``speakers: cluster`` dataset groups."""
+    return extractor_shards(
+        wildcards.dataset, [DATASETS[wildcards.dataset].speaker_voice]
+    )
 
 
 def all_shards(wildcards):

@@ -17,6 +17,7 @@ rule extract_features:
         mem_mb=lambda wc: extractor(wc).mem_mb,
         runtime=lambda wc, input: extract_runtime(extractor(wc), shard_size(input)),
         disk_mb=lambda wc, input: extract_disk_mb(shard_size(input)),
+        gpu=extract_gpus,
     params:
         extractor=lambda wc: extractor(wc).params(),
         cache_dir=config["cache_dir"],
@@ -28,7 +29,7 @@ rule extract_features:
 rule speakers:
     input:
         manifest="results/{dataset}/manifest.parquet",
-        shards=voiceprint_shards,
+        shards=voice_shards,
     output:
         groups="results/{dataset}/speakers.parquet",
         summary=report(

@@ -21,6 +21,7 @@ rule train_folds:
     resources:
         mem_mb=train_mem_mb,
         runtime=train_runtime,
+        gpu=train_gpus,
     params:
         model=model_config,
         evaluation=evaluation_config,
@@ -50,6 +51,7 @@ rule train:
     resources:
         mem_mb=train_mem_mb,
         runtime=train_runtime,
+        gpu=train_gpus,
     params:
         model=model_config,
         evaluation=evaluation_config,

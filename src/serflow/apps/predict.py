@@ -57,7 +57,7 @@ class FeatureReader:
             for i, (extractor, _, _) in enumerate(self.extractors):
                 if values[i] is None:
                     # float32 like a cached value, so rows equal the workflow's table rows
-                    values[i] = np.asarray(extractor.compute(clip), dtype=np.float32)
+                    values[i] = np.asarray(extractor.value(clip), dtype=np.float32)
                     if not np.isfinite(values[i]).all():
                         raise AudioError(name, f"non-finite {extractor.name} feature values")
                     if caches[i]:

@@ -146,7 +146,8 @@ def split_separation(groups, is_test, n_permutations: int = 999, random_state: i
 def estimate_speakers(manifest_path, shard_paths, settings: dict | None = None, random_state: int = 0):
     """(DataFrame id -> estimated speaker, summary dict) for a manifest's clips.
 
-    ``shard_paths``: the ``voiceprint`` extractor's shard tables. Clips whose voiceprint
+    ``shard_paths``: the voice extractor's shard tables (``voiceprint``, or ``dvector`` where
+    ``settings['voice']`` says so). Clips whose voice features
     failed get no group (they are left out of the feature tables, like any rejected clip).
     Where the manifest knows every clip's speaker, the summary scores the groups against
     them (adjusted Rand index, purity): the groups still replace them. Where it has a test
@@ -176,7 +177,7 @@ def estimate_speakers(manifest_path, shard_paths, settings: dict | None = None, 
     labels = clips["label"].astype(object).where(clips["label"].notna(), None).to_numpy()
     groups = clustering.fit_predict(clips[columns].to_numpy(dtype=np.float64), labels)
     summary = {
-        "method": "voiceprint clusters (emotion directions removed)",
+        "method": f"{settings.get('voice', 'voiceprint')} clusters (emotion directions removed)",
         "n_clips": int(len(clips)),
         "n_groups": int(clustering.n_groups_),
         "silhouette": round(float(clustering.silhouette_), 4),

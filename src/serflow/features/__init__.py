@@ -21,17 +21,30 @@ import numpy as np
 
 from serflow.features.base import Clip, Extractor
 from serflow.features.descriptors import Descriptors
+from serflow.features.dvector import DVector
 from serflow.features.extended import Extended
 from serflow.features.frames import Frames
 from serflow.features.opensmile import ComParE, EGeMAPS
 from serflow.features.signal import Signal
 from serflow.features.ssl import SSLEmbeddings
 from serflow.features.voiceprint import Voiceprint
+from serflow.features.waveform import Waveform
 
 #: In table-column order: tables join extractors in this order.
 REGISTRY: dict[str, type[Extractor]] = {
     cls.name: cls
-    for cls in (Descriptors, Extended, EGeMAPS, ComParE, Frames, Signal, Voiceprint, SSLEmbeddings)
+    for cls in (
+        Descriptors,
+        Extended,
+        EGeMAPS,
+        ComParE,
+        Frames,
+        Signal,
+        Voiceprint,
+        DVector,
+        SSLEmbeddings,
+        Waveform,
+    )
 }
 #: On unless the config says ``name: false``.
 DEFAULT_ON = ("descriptors",)
@@ -177,7 +190,7 @@ class FeatureSpec:
     def extract(self, y) -> np.ndarray:
         """Every extractor's table row for one clip at ``sample_rate``, sharing one ``Clip``."""
         clip = Clip(y, self.sample_rate)
-        return np.concatenate([e.to_row(e.compute(clip)) for e in self.extractors])
+        return np.concatenate([e.to_row(e.value(clip)) for e in self.extractors])
 
     def cache_key(self) -> str:
         """One key over every extractor's key."""
@@ -198,6 +211,7 @@ def select_columns(column_groups: dict[str, str], groups) -> list[str]:
 __all__ = [
     "Clip",
     "ComParE",
+    "DVector",
     "Descriptors",
     "EGeMAPS",
     "Extended",
@@ -205,6 +219,7 @@ __all__ = [
     "Frames",
     "Signal",
     "Voiceprint",
+    "Waveform",
     "FEATURE_SETS",
     "FeatureSpec",
     "GROUPS",

@@ -16,6 +16,9 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+#: Values of ``trim``.
+TRIMS = ("none", "silero")
+
 
 class Clip:
     """One loaded clip and the analyses extractors share while they read it.
@@ -78,8 +81,14 @@ class Extractor:
     mem_mb: ClassVar[int] = 1500
     #: Whether the ``all`` feature set includes its columns.
     in_all: ClassVar[bool] = True
+    #: Whether its jobs ask for the config's ``gpus`` (and use a GPU where they get one).
+    gpu: ClassVar[bool] = False
 
     sample_rate: int = 16000
+    #: ``silero``: read only the clip's speech span (``serflow.features.vad``); ``none``: all of it.
+    trim: str = "none"
+    #: Silero VAD's speech probability threshold when ``trim`` is ``silero``.
+    trim_threshold: float = 0.5
 
     # -- what subclasses provide ------------------------------------------------------
     def columns(self) -> list[tuple[str, str]]:
@@ -115,6 +124,10 @@ class Extractor:
                 object.__setattr__(self, f.name, tuple(value))
         if self.sample_rate < 8000:
             raise ValueError("sample_rate must be at least 8000")
+        if self.trim not in TRIMS:
+            raise ValueError(f"trim must be one of {', '.join(TRIMS)}, not {self.trim!r}")
+        if not 0 < self.trim_threshold < 1:
+            raise ValueError("trim_threshold must be in (0, 1)")
         self.check()
 
     @classmethod
@@ -140,11 +153,38 @@ class Extractor:
 
     def cache_params(self) -> dict:
         # 500 and 500.0 are one setting: YAML gives ints where the class defaults are floats.
-        return {
+        params = {
             k: int(v) if isinstance(v, float) and v.is_integer() else v
             for k, v in self.params().items()
             if k not in self.OUTPUT_FIELDS
         }
+        if self.trim == "none":  # keys from before trimming existed stay valid
+            del params["trim"], params["trim_threshold"]
+        else:
+            params["silero_vad_version"] = package_version("silero-vad")
+        return params
+
+    def prepare(self, clip: Clip) -> Clip:
+        """The clip ``compute`` reads: ``clip``, or its speech span when ``trim`` is set.
+
+        A clip without detected speech, or whose span is shorter than ``min_samples``, is kept whole.
+        """
+        if self.trim == "none":
+            return clip
+
+        def span() -> Clip:
+            from serflow.features.vad import speech_span
+
+            found = speech_span(clip.y, clip.sample_rate, self.trim_threshold)
+            if found is None or found[1] - found[0] < self.min_samples:
+                return clip
+            return Clip(clip.y[found[0] : found[1]], clip.sample_rate)
+
+        return clip.memo(("trim", self.trim, self.trim_threshold, self.min_samples), span)
+
+    def value(self, clip: Clip) -> np.ndarray:
+        """The cached value of one clip as loaded: ``compute`` of the prepared (trimmed) clip."""
+        return self.compute(self.prepare(clip))
 
     def cache_key(self) -> str:
         """Hash of what shapes the cached values: parameters, version, library versions."""

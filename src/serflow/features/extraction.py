@@ -32,7 +32,7 @@ def compute_value(extractor: Extractor, path) -> tuple[np.ndarray, float]:
     Raises AudioError when the clip is unusable or a value is not finite.
     """
     clip = Clip(load_audio(path, extractor.sample_rate), extractor.sample_rate)
-    value = extractor.compute(clip)
+    value = extractor.value(clip)
     bad = np.flatnonzero(~np.isfinite(value).reshape(value.shape[0], -1).all(axis=-1))
     if bad.size:  # never cached, never reaches a table
         if value.ndim == 1:

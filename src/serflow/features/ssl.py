@@ -80,6 +80,7 @@ class SSLEmbeddings(Extractor):
     seconds_per_clip: ClassVar[float] = 2.0
     mem_mb: ClassVar[int] = 4000
     in_all: ClassVar[bool] = False
+    gpu: ClassVar[bool] = True
 
     #: Folder of a transformers checkpoint (``save_pretrained``), read locally.
     checkpoint: str = ""
@@ -116,11 +117,12 @@ class SSLEmbeddings(Extractor):
             raise ValueError(f"ssl: statistics must be among {', '.join(STATISTICS)}")
         if self.window_seconds <= 0:
             raise ValueError("ssl: window_seconds must be > 0")
-        rate = json.loads((folder / "preprocessor_config.json").read_text()).get(
-            "sampling_rate", self.sample_rate
-        )
-        if rate != self.sample_rate:
-            raise ValueError(f"ssl: the checkpoint expects sample_rate {rate}, not {self.sample_rate}")
+
+    @property
+    def model_rate(self) -> int:
+        """The checkpoint's sampling rate (clips at another ``sample_rate`` are resampled to it)."""
+        pre = json.loads((Path(self.checkpoint) / "preprocessor_config.json").read_text())
+        return int(pre.get("sampling_rate", 16000))
 
     @property
     def chosen_layers(self) -> tuple[int, ...]:
@@ -143,7 +145,8 @@ class SSLEmbeddings(Extractor):
         ]
 
     @property
-    def min_samples(self) -> int:
+    def receptive_field(self) -> int:
+        """Samples (at the checkpoint's rate) of one output frame of the convolutional encoder."""
         cfg = self._config()
         field, step = 1, 1
         for kernel, stride in zip(cfg.get("conv_kernel", [400]), cfg.get("conv_stride", [1])):
@@ -151,20 +154,30 @@ class SSLEmbeddings(Extractor):
             step *= stride
         return field
 
+    @property
+    def min_samples(self) -> int:
+        return -(-self.receptive_field * self.sample_rate // self.model_rate)
+
     def compute(self, clip: Clip) -> np.ndarray:
         import torch
 
         folder = str(Path(self.checkpoint).resolve())
         model, processor, device = _load(folder, checkpoint_digest(self.checkpoint), self.device)
-        size = max(self.min_samples, int(self.window_seconds * self.sample_rate))
-        starts = list(range(0, max(1, clip.y.size - self.min_samples + 1), size))
+        rate, y = self.model_rate, clip.y
+        if clip.sample_rate != rate:
+            import soxr
+
+            y = soxr.resample(y, clip.sample_rate, rate, quality="HQ").astype(np.float32)
+        field = self.receptive_field
+        size = max(field, int(self.window_seconds * rate))
+        starts = list(range(0, max(1, y.size - field + 1), size))
         per_layer: dict[int, list[np.ndarray]] = {layer: [] for layer in self.chosen_layers}
         with torch.no_grad():
             for start in starts:
-                piece = clip.y[start : start + size]
-                if piece.size < self.min_samples:
+                piece = y[start : start + size]
+                if piece.size < field:
                     continue
-                inputs = processor(piece, sampling_rate=self.sample_rate, return_tensors="pt")
+                inputs = processor(piece, sampling_rate=rate, return_tensors="pt")
                 hidden = model(inputs.input_values.to(device), output_hidden_states=True).hidden_states
                 for layer in per_layer:
                     per_layer[layer].append(hidden[layer][0].float().cpu().numpy())

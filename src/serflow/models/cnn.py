@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
-from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
-from sklearn.utils.class_weight import compute_class_weight
+
+from serflow.models.neural import NetworkAsArrays, torch_device, train_epochs, validation_split, weighted_loss
 
 POOLINGS = ("mean", "attention")
 OPTIMIZERS = ("adam", "sgd")
@@ -72,7 +72,7 @@ def _network(torch, n_dims, n_labels, channels, kernel_size, dropout, pooling):
             shrunk = lengths
             for _ in channels:
                 shrunk = torch.div(shrunk + 1, 2, rounding_mode="floor")
-            mask = torch.arange(steps)[None, :] < shrunk.clamp(min=1)[:, None]
+            mask = torch.arange(steps, device=h.device)[None, :] < shrunk.clamp(min=1)[:, None]
             if self.attention is not None:
                 score = self.attention(h).squeeze(-1).masked_fill(~mask, float("-inf"))
                 weight = torch.softmax(score, dim=1)
@@ -83,13 +83,14 @@ def _network(torch, n_dims, n_labels, channels, kernel_size, dropout, pooling):
     return Net()
 
 
-class LogMelCNN(ClassifierMixin, BaseEstimator):
+class LogMelCNN(NetworkAsArrays, ClassifierMixin, BaseEstimator):
     """Convolution blocks (conv, batch norm, ReLU, 2x2 max-pool, dropout) over (dims x frames),
     masked pooling over time (mean or attention), a linear layer to logits, cross-entropy.
 
     ``n_frames`` is the table's ``pad_frames``. ``spec_augment`` = (frequency-mask width,
     time-mask width), one mask of each drawn per clip and batch in training (0 disables).
     ``class_weight='balanced'`` weights the loss. ``threads`` binds PyTorch's threads.
+    ``device``: where ``fit`` trains (``auto``: CUDA if available); predictions run on the CPU.
     """
 
     def __init__(
@@ -111,6 +112,7 @@ class LogMelCNN(ClassifierMixin, BaseEstimator):
         class_weight: str | None = None,
         random_state: int = 0,
         threads: int = 1,
+        device: str = "auto",
     ):
         self.n_frames = n_frames
         self.channels = channels
@@ -129,6 +131,7 @@ class LogMelCNN(ClassifierMixin, BaseEstimator):
         self.class_weight = class_weight
         self.random_state = random_state
         self.threads = threads
+        self.device = device
 
     def _check(self, x):
         if self.n_frames <= 0:
@@ -151,15 +154,6 @@ class LogMelCNN(ClassifierMixin, BaseEstimator):
         real = np.arange(self.n_frames)[None, :] < lengths[:, None]
         cube = (cube * real[:, None, :]).astype(np.float32)
         return torch.from_numpy(np.ascontiguousarray(cube)), torch.from_numpy(lengths)
-
-    def __getstate__(self):
-        # The network is stored as its parameters (NumPy arrays), rebuilt on first use:
-        # the pickle names no PyTorch class and loads without PyTorch.
-        state = dict(self.__dict__)
-        net = state.pop("net_", None)
-        if net is not None:
-            state["weights_"] = {k: v.detach().cpu().numpy() for k, v in net.state_dict().items()}
-        return state
 
     def __setstate__(self, state):
         self.__dict__.update(state)
@@ -191,7 +185,7 @@ class LogMelCNN(ClassifierMixin, BaseEstimator):
         torch.set_num_threads(max(1, int(self.threads)))
         rng = np.random.default_rng(self.random_state)
         self.classes_, y_idx = np.unique(np.asarray(y), return_inverse=True)
-        train, val = self._validation_split(x, y_idx, groups)
+        train, val = validation_split(y_idx, groups, self.validation_fraction, self.random_state)
         self.split_ = (train, val)  # rows fitted, rows held out for early stopping
 
         cube = x[train].reshape(len(train), -1, self.n_frames)
@@ -199,10 +193,11 @@ class LogMelCNN(ClassifierMixin, BaseEstimator):
         frames = cube.transpose(0, 2, 1)[real]  # (real frames, dims)
         self.mean_ = frames.mean(axis=0)
         self.scale_ = np.where(frames.std(axis=0) > 0, frames.std(axis=0), 1.0)
-        xt, lt = self._cube(torch, x)
-        yt = torch.from_numpy(y_idx.astype(np.int64))
+        where = torch_device(torch, self.device)
+        xt, lt = (t.to(where) for t in self._cube(torch, x))
+        yt = torch.from_numpy(y_idx.astype(np.int64)).to(where)
 
-        net = self._build(torch, xt.shape[1])
+        net = self._build(torch, xt.shape[1]).to(where)
         if self.optimizer == "adam":
             opt = torch.optim.Adam(net.parameters(), lr=self.learning_rate, weight_decay=self.weight_decay)
         else:
@@ -212,68 +207,31 @@ class LogMelCNN(ClassifierMixin, BaseEstimator):
                 momentum=self.momentum,
                 weight_decay=self.weight_decay,
             )
-        weight = None
-        if self.class_weight is not None:
-            present = np.unique(y_idx[train])
-            w = np.ones(len(self.classes_))
-            w[present] = compute_class_weight(self.class_weight, classes=present, y=y_idx[train])
-            weight = torch.tensor(w, dtype=torch.float32)
-        loss_fn = torch.nn.CrossEntropyLoss(weight=weight)
+        loss_fn = weighted_loss(torch, self.class_weight, y_idx[train], len(self.classes_), where)
 
-        best, best_state, stale = np.inf, None, 0
-        self.history_ = []
-        for _epoch in range(self.max_epochs):
-            net.train()
-            order = rng.permutation(train)
-            total = 0.0
-            for start in range(0, len(order), self.batch_size):
-                batch = order[start : start + self.batch_size]
-                if len(batch) < 2:  # batch norm needs two rows
-                    continue
-                xb = self._augment(torch, xt[batch].clone(), lt[batch], rng)
-                opt.zero_grad()
-                loss = loss_fn(net(xb, lt[batch]), yt[batch])
-                loss.backward()
-                opt.step()
-                total += loss.item() * len(batch)
-            record = {"train_loss": total / len(train)}
-            if len(val):
-                net.eval()
-                with torch.no_grad():
-                    record["val_loss"] = float(loss_fn(net(xt[val], lt[val]), yt[val]))
-            self.history_.append(record)
-            watched = record.get("val_loss", record["train_loss"])
-            if watched < best - 1e-4:
-                best, stale = watched, 0
-                best_state = {k: v.detach().clone() for k, v in net.state_dict().items()}
-            else:
-                stale += 1
-                if stale >= self.patience:
-                    break
-        if best_state is not None:
-            net.load_state_dict(best_state)
-        net.eval()
-        self.net_ = net
+        def forward(rows, training):
+            xb = self._augment(torch, xt[rows].clone(), lt[rows].cpu(), rng) if training else xt[rows]
+            return net(xb, lt[rows])
+
+        self.history_ = train_epochs(
+            torch,
+            net,
+            opt,
+            loss_fn,
+            forward,
+            lambda rows: yt[rows],
+            train,
+            val,
+            batch_size=self.batch_size,
+            max_epochs=self.max_epochs,
+            patience=self.patience,
+            rng=rng,
+            min_batch=2,  # batch norm needs two rows
+        )
+        self.net_ = net.cpu()  # predictions (and the saved weights) are computed on the CPU
         self.weights_ = None
         self.n_epochs_ = len(self.history_)
         return self
-
-    def _validation_split(self, x, y_idx, groups):
-        n = len(x)
-        everything = np.arange(n)
-        if not self.validation_fraction or n < 10:
-            return everything, everything[:0]
-        n_splits = max(2, round(1 / self.validation_fraction))
-        counts = np.bincount(y_idx)
-        if groups is not None and len(set(np.asarray(groups).tolist())) >= n_splits:
-            cv = StratifiedGroupKFold(n_splits, shuffle=True, random_state=self.random_state)
-            train, val = next(cv.split(x, y_idx, np.asarray(groups)))
-        elif counts[counts > 0].min() >= n_splits:
-            cv = StratifiedKFold(n_splits, shuffle=True, random_state=self.random_state)
-            train, val = next(cv.split(x, y_idx))
-        else:
-            return everything, everything[:0]
-        return train, val
 
     def _augment(self, torch, xb, lengths, rng):
         f_width, t_width = self.spec_augment or (0, 0)

@@ -44,13 +44,16 @@ class ModelKind:
     #: A parameter a search may walk in increasing order, each fit starting from the
     #: previous solution (the estimator's ``warm_start``): a regularisation path.
     path: str | None = None
-    #: Takes a ``frames`` table padded to ``pad_frames`` (its ``n_frames`` parameter) and
-    #: standardises it itself: no scaler in front, no speaker or test-domain normalisation.
-    frames: bool = False
+    #: The frame-level extractor (``frames``, ``waveform``) whose table, padded to
+    #: ``pad_frames`` (the kind's ``n_frames`` parameter), it takes and standardises itself:
+    #: no scaler in front, no speaker or test-domain normalisation.
+    frames: str | None = None
     #: ``fit`` takes the training rows' speakers as ``groups`` (e.g. for early stopping).
     fit_groups: bool = False
     #: (module, extra): a module the kind needs, and the install extra that brings it.
     needs: tuple[str, str] | None = None
+    #: Its training jobs ask for the config's ``gpus`` (the estimator uses a GPU where it gets one).
+    gpu: bool = False
 
 
 def _calibrated_svc(params, threads):
@@ -100,6 +103,12 @@ def _cnn(params, threads):
     return LogMelCNN(threads=threads, **params)
 
 
+def _finetune(params, threads):
+    from serflow.models.finetune import SpeechFineTuner
+
+    return SpeechFineTuner(threads=threads, **params)
+
+
 def register_model_kind(kind: ModelKind) -> ModelKind:
     """Add (or replace) a model kind (the config schema's ``kind`` enum lists the built-in ones)."""
     MODEL_KINDS[kind.name] = kind
@@ -135,7 +144,24 @@ for _kind in (
     ModelKind("mlp", _mlp, seeded=True, class_weight="sample"),
     ModelKind("majority", _majority),
     ModelKind(
-        "cnn", _cnn, seeded=True, class_weight="param", frames=True, fit_groups=True, needs=("torch", "deep")
+        "cnn",
+        _cnn,
+        seeded=True,
+        class_weight="param",
+        frames="frames",
+        fit_groups=True,
+        needs=("torch", "deep"),
+        gpu=True,
+    ),
+    ModelKind(
+        "finetune",
+        _finetune,
+        seeded=True,
+        class_weight="param",
+        frames="waveform",
+        fit_groups=True,
+        needs=("transformers", "deep"),
+        gpu=True,
     ),
 ):
     register_model_kind(_kind)
