@@ -1,5 +1,6 @@
 """A newcomer's first hour: problems reported before any job, defaults merged, a closing summary."""
 
+import json
 import re
 import subprocess
 
@@ -133,7 +134,18 @@ def test_closing_summary(tmp_path):
     ).exists()
     summary = proc.stderr[proc.stderr.index("serflow summary") :]
     assert "demo: 48 clips (40 labelled, 8 test), 0 rejected" in summary
-    assert "loso, speaker-independent;" in summary and "other runs within its interval" in summary
+    assert "loso, speaker-independent;" in summary
+    assert "1 other runs not distinguishable from it (paired test, p >= 0.05)" in summary
+    assert "runner-up prosody-majority: UAR -" in summary and "paired p = " in summary
+    comparison = json.loads((tmp_path / "results/demo/comparison.json").read_text())
+    submissions = json.loads((tmp_path / "results/demo/submissions.json").read_text())
+    assert comparison["best"] == submissions["best"] == "prosody-mine"
+    assert submissions["runner_up"]["run"] == comparison["runner_up"] == "prosody-majority"
+    assert submissions["runner_up"]["p_value"] == comparison["runs"]["prosody-majority"]["p_value"]
+    assert (
+        comparison["runs"]["prosody-mine"]["uar_diff"] == 0
+        and comparison["runs"]["prosody-mine"]["p_value"] == 1
+    )
     assert "submission: results/demo/submission.csv" in summary and "report: results/mine.html" in summary
     # Another selection metric refits nothing: only the submissions and the report rerun.
     for change in ({"metric": "accuracy"}, {"prefer_domain_norm": "never"}):

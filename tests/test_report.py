@@ -10,6 +10,8 @@ from conftest import REPO, SNAKEMAKE, emodb_subset, run_snakemake
 from selenium.common.exceptions import NoAlertPresentException
 from selenium.webdriver.common.by import By
 
+from serflow.evaluation.comparison import format_p
+
 EVIL = "<script>alert(1)</script>"
 MODELS = {
     "svc": {"kind": "svc", "params": {"C": 10.0}, "class_weight": "balanced"},
@@ -70,11 +72,17 @@ def test_emodb_report_in_headless_chromium(emodb_run, browser):
     runs = [c.find_element(By.TAG_NAME, "a").text for c in cells]
     m = {r: metrics(emodb_run, r) for r in EMODB_RUNS}
     best = max(EMODB_RUNS, key=lambda r: m[r]["uar"])  # ties: the first in config order
-    # one row per run: the best first, then by UAR; the runs within its interval marked
+    # one row per run: the best first, then by UAR; the runs the paired test cannot tell from it marked
     assert runs == sorted(EMODB_RUNS, key=lambda r: (r != best, -m[r]["uar"], EMODB_RUNS.index(r)))
-    low, high = m[best]["uar_ci95"]
+    comparison = json.loads((emodb_run / "results/emodb3/comparison.json").read_text())
+    assert comparison["best"] == best
     marked = [run for run, cell in zip(runs, cells) if "\u2248" in cell.text]
-    assert marked == [r for r in runs[1:] if low <= m[r]["uar"] <= high]
+    assert marked == [r for r in runs[1:] if comparison["runs"][r]["p_value"] >= 0.05]
+    for row in table.find_elements(By.CSS_SELECTOR, "tbody tr")[1:]:
+        tds = row.find_elements(By.TAG_NAME, "td")
+        paired = comparison["runs"][tds[0].find_element(By.TAG_NAME, "a").text]
+        assert float(tds[8].get_attribute("data-value")) == pytest.approx(paired["uar_diff"], abs=1e-12)
+        assert tds[9].text == format_p(paired["p_value"])
 
     def uar_column():
         rows = table.find_elements(By.CSS_SELECTOR, "tbody tr")

@@ -39,7 +39,7 @@ class ModelSpec:
     threads: int = 1
 
     #: Settings given only when they differ from these (other models keep their params).
-    OPTIONAL = {"feature_groups": None, "scale": True, "domain_norm": False}
+    OPTIONAL = {"feature_groups": None, "scale": True, "domain_norm": False, "resample": None}
 
     @classmethod
     def from_config(cls, name: str, cfg: dict) -> ModelSpec:
@@ -216,6 +216,14 @@ def _check_kind(where: str, model: ModelSpec, groups, features: FeatureSpec) -> 
         raise PlanError(
             f"{where}: model kind {kind.name!r} needs {kind.needs[0]}: pip install -e '.[{kind.needs[1]}]'"
         )
+    if model.settings.get("resample"):
+        if model.settings.get("class_weight"):
+            raise PlanError(
+                f"{where}: models: {model.name}: resample and class_weight both rebalance the classes:"
+                " keep one"
+            )
+        if kind.frames or kind.fit_groups:
+            raise PlanError(f"{where}: models: {model.name}: a {kind.name} model takes no resample")
     if not kind.frames:
         return
     if "all" in groups or not all(GROUP_EXTRACTOR.get(g) == kind.frames for g in groups):

@@ -182,8 +182,20 @@ def submission_inputs(wildcards):
         "manifest": f"results/{ds.name}/manifest.parquet",
         "metrics": run_files(wildcards, "metrics.json"),
         "test": run_files(wildcards, "test_predictions.parquet"),
+        "comparison": f"results/{ds.name}/comparison.json",
         "sample": sample,
         # whether the test split keeps to voice groups of its own (choose_best reads it)
+        "speakers": (
+            [f"results/{ds.name}/speakers.json"] if ds.speakers == "cluster" else []
+        ),
+    }
+
+
+def compare_inputs(wildcards):
+    ds = DATASETS[wildcards.dataset]
+    return {
+        "metrics": run_files(wildcards, "metrics.json"),
+        "predictions": run_files(wildcards, "predictions.parquet"),
         "speakers": (
             [f"results/{ds.name}/speakers.json"] if ds.speakers == "cluster" else []
         ),
@@ -245,6 +257,7 @@ def report_files(name):
         "manifest": f"results/{name}/manifest.parquet",
         "rejected": f"results/{name}/rejected.csv",
         "metrics": [f"{r}/metrics.json" for r in runs],
+        "comparison": f"results/{name}/comparison.json",
         "importance": [f"{r}/importance.csv" for r in runs],
         "shards": extractor_shards(name),
     }

@@ -89,6 +89,33 @@ rule score:
         score_files(*input[:3], *output, params.n_bootstrap, log[0])
 
 
+rule compare:
+    input:
+        unpack(compare_inputs),
+    output:
+        report(
+            "results/{dataset}/comparison.json",
+            category="Runs",
+            subcategory="{dataset}",
+            caption="../report/comparison.rst",
+        ),
+    log:
+        "logs/{dataset}/compare.log",
+    localrule: True
+    conda:
+        "../envs/serflow.yaml"
+    params:
+        runs=run_names,
+        metric=lambda wc: DATASETS[wc.dataset].evaluation["metric"],
+        prefer_domain_norm=lambda wc: DATASETS[wc.dataset].evaluation[
+            "prefer_domain_norm"
+        ],
+        n_bootstrap=lambda wc: DATASETS[wc.dataset].evaluation["n_bootstrap"],
+        random_state=lambda wc: DATASETS[wc.dataset].evaluation["random_state"],
+    script:
+        "../scripts/compare.py"
+
+
 rule submissions:
     input:
         unpack(submission_inputs),

@@ -31,6 +31,7 @@ summary = write_submissions(
     snakemake.params.metric,
     test_split,
     snakemake.params.prefer_domain_norm,
+    snakemake.input.comparison,
 )
 for run, info in summary["runs"].items():
     if info["missing"]:

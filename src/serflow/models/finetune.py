@@ -2,7 +2,7 @@
 
 A wav2vec2 / HuBERT / WavLM / data2vec-audio checkpoint folder (``save_pretrained``)
 gets an audio-classification head (``AutoModelForAudioClassification``: a projection,
-mean pooling over real frames, a linear layer) and is trained inside each training set it
+mean pooling over frames, a linear layer) and is trained inside each training set it
 is given, on a ``waveform`` table. The convolutional feature encoder stays frozen
 (``freeze_feature_encoder``); ``freeze_encoder`` also freezes the transformer, leaving the
 head, and with ``layer_weighting`` a learned weighting of every layer's output, to train

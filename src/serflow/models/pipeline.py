@@ -83,12 +83,15 @@ def make_pipeline(
     column_groups=None,
     scale: bool = True,
     row_space: bool = False,
+    resample: dict | None = None,
 ) -> Pipeline:
     """StandardScaler then the estimator: fitted together, so test folds never reach the scaler.
 
     With ``column_groups`` (the group of each column) a ``GroupSelector`` step named
     ``groups`` comes first. ``scale=False`` leaves the features as they are (a recipe that
     fed its model raw features). ``row_space`` adds a ``RowSpace`` step after the scaler.
+    ``resample`` ({method, params}) adds a ``resample`` step before the estimator (then an
+    imbalanced-learn ``Pipeline``, which resamples only when fitted).
     """
     scaler = StandardScaler() if scale and not model_kind(kind).frames else "passthrough"
     steps = [("scale", scaler), ("model", make_estimator(kind, params, threads, random_state))]
@@ -96,6 +99,13 @@ def make_pipeline(
         steps.insert(1, ("project", RowSpace()))
     if column_groups is not None:
         steps.insert(0, ("groups", GroupSelector(list(column_groups))))
+    if resample:
+        from imblearn.pipeline import Pipeline as ResamplingPipeline
+
+        from serflow.models.resampling import make_resampler
+
+        steps.insert(len(steps) - 1, ("resample", make_resampler(resample, random_state)))
+        return ResamplingPipeline(steps)
     return Pipeline(steps)
 
 
@@ -125,6 +135,7 @@ def fit_model(
     feature_groups=None,
     column_groups=None,
     scale: bool = True,
+    resample: dict | None = None,
 ):
     """Fit ``make_pipeline(kind, params)`` on (x, y).
 
@@ -134,7 +145,8 @@ def fit_model(
     several. With a ``grid`` ({parameter: [values]}) or several ``feature_groups``, the
     choice is made by UAR over ``inner_splits`` folds of (x, y) grouped by speaker, then
     refitted on all of it: a ``GridSearchCV`` is returned (``best_params_`` holds the choice).
-    ``scale=False`` drops the StandardScaler step.
+    ``scale=False`` drops the StandardScaler step. ``resample`` rebalances the classes of
+    every training set the pipeline is fitted on (``serflow.models.resampling``).
     """
     params = dict(params or {})
     grid = dict(grid or {})
@@ -155,7 +167,14 @@ def fit_model(
     candidates = [{**params, **dict(zip(grid, values))} for values in itertools.product(*grid.values())]
     row_space = all(spec.row_space(c) for c in candidates or [params])
     pipeline = make_pipeline(
-        kind, params, threads, random_state, column_groups if feature_groups else None, scale, row_space
+        kind,
+        params,
+        threads,
+        random_state,
+        column_groups if feature_groups else None,
+        scale,
+        row_space,
+        resample,
     )
     choices = [tuple(g) for g in feature_groups or []]
     if len(choices) == 1:
@@ -163,7 +182,13 @@ def fit_model(
     if not grid and len(choices) < 2:
         return pipeline.fit(x, y, **fit_params)
     cv = inner_folds(y, groups, inner_splits, random_state)
-    if spec.path is not None and list(grid) == [spec.path] and len(choices) < 2 and not fit_params:
+    # A path search fits the estimator on the transformed rows itself: no resampler between.
+    if (
+        spec.path is not None
+        and list(grid) == [spec.path]
+        and len(choices) < 2
+        and not (fit_params or resample)
+    ):
         return PathSearch(pipeline, spec.prefix + spec.path, grid[spec.path], cv).fit(x, y)
     space = {spec.prefix + k: [_tuples({k: v})[k] for v in values] for k, values in grid.items()}
     if len(choices) > 1:

@@ -26,6 +26,7 @@ from serflow.features.tables import ID_COLUMNS, package_versions
 from serflow.models.kinds import chosen_params, feature_importance
 from serflow.models.normalisation import PER_GROUP, Normalisation, standardize
 from serflow.models.pipeline import fit_model
+from serflow.models.resampling import counts_after, fitted_resampler
 from serflow.runtime import Progress
 
 MODEL_PACKAGES = ("serflow", "scikit-learn", "xgboost", "numpy", "scipy", "pandas")
@@ -63,6 +64,8 @@ def _model_kwargs(model: dict) -> dict:
         kwargs["feature_groups"] = [list(g) for g in model["feature_groups"]]
     if model.get("scale") is False:
         kwargs["scale"] = False
+    if model.get("resample"):
+        kwargs["resample"] = model["resample"]
     return kwargs
 
 
@@ -137,7 +140,8 @@ def prepare_run(table, columns, model: dict, evaluation: dict | None = None) -> 
 
 
 def _fit_fold(run: RunData, k: int, threads: int):
-    """(class probabilities of fold ``k``'s test clips, the parameters its search chose)."""
+    """(class probabilities of fold ``k``'s test clips, the parameters its search chose,
+    training clips per label before and after resampling or None without a resampler)."""
     train, test = run.folds[k]
     present, local = np.unique(run.y[train], return_inverse=True)
     # The model's own thread count wherever the fold runs (this process or a worker), so
@@ -158,7 +162,21 @@ def _fit_fold(run: RunData, k: int, threads: int):
         )
         proba = np.zeros((len(test), len(run.labels)))
         proba[:, present] = fitted.predict_proba(x_test)
-    return proba, chosen_params(fitted, run.model["kind"])
+    counts = resampled_counts(fitted, local, present, run.labels)
+    return proba, chosen_params(fitted, run.model["kind"]), counts
+
+
+def resampled_counts(fitted, y, present, labels) -> dict | None:
+    """{before, after}: label -> training clips, where the fitted model resampled its training set."""
+    sampler = fitted_resampler(fitted)
+    if sampler is None:
+        return None
+    before = np.bincount(y, minlength=len(present))
+    after = counts_after(sampler, before)
+    return {
+        "before": {labels[c]: int(n) for c, n in zip(present, before)},
+        "after": {labels[c]: int(n) for c, n in zip(present, after)},
+    }
 
 
 def fit_folds(run: RunData, which=None, workers: int = 1, model_threads: int = 1) -> dict:
@@ -232,6 +250,8 @@ def gather_run(run: RunData, results: dict, n_features: int):
                 "n_test": len(test),
                 "test_speakers": None if groups is None else sorted(set(groups[test])),
                 "params": results[k][1],
+                # (fold outputs of an earlier serflow hold two items)
+                **({"train_per_label": results[k][2]} if len(results[k]) > 2 and results[k][2] else {}),
             }
             for k, (train, test) in enumerate(run.folds)
         ],
@@ -343,6 +363,7 @@ def fit_final(table, columns, model: dict, evaluation: dict | None = None, threa
         x_test, _ = norm.per_domain(x_test, min_clips=1)
     with threadpool_limits(limits=threads):  # the same numbers whatever the job's thread count
         fitted = fit(x_train, column_groups=_column_groups(table, columns), **_model_kwargs(model))
+    resampled = resampled_counts(fitted, y, np.arange(len(labels)), labels)
     bundle = {
         "model": fitted,
         "labels": labels,
@@ -350,6 +371,7 @@ def fit_final(table, columns, model: dict, evaluation: dict | None = None, threa
         "training": {
             "n_clips": len(train),
             "clips_per_label": {lab: int(n) for lab, n in zip(labels, np.bincount(y, minlength=len(labels)))},
+            **({"clips_per_label_resampled": resampled["after"]} if resampled else {}),
             "n_speakers": None if train["speaker"].isna().any() else int(train["speaker"].nunique()),
             "speakers": speaker_source(train),
         },

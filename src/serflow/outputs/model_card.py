@@ -29,6 +29,19 @@ def _new_clips(norm: Normalisation) -> str:
     return ("; then ".join(parts) or "none") + "."
 
 
+def _per_label_table(per_label: dict, resampled: dict | None, resample: dict | None) -> list[str]:
+    if not resampled:
+        return ["| label | clips |", "|---|---|", *(f"| {lab} | {n} |" for lab, n in per_label.items())]
+    return [
+        f"Resampled with `{resample['method']}` (imbalanced-learn) before fitting; the clips scored"
+        " were never resampled.",
+        "",
+        "| label | clips | after resampling |",
+        "|---|---|---|",
+        *(f"| {lab} | {n} | {resampled.get(lab, n)} |" for lab, n in per_label.items()),
+    ]
+
+
 def model_card(bundle: dict, metrics: dict) -> str:
     """Markdown text of a run's model card from its saved bundle and its ``metrics.json``."""
     training = bundle.get("training", {})
@@ -56,9 +69,9 @@ def model_card(bundle: dict, metrics: dict) -> str:
             else f"{speakers} speakers."
         ),
         "",
-        "| label | clips |",
-        "|---|---|",
-        *(f"| {lab} | {n} |" for lab, n in per_label.items()),
+        *_per_label_table(
+            per_label, training.get("clips_per_label_resampled"), metrics["model"].get("resample")
+        ),
         "",
         "## Evaluation",
         f"- Protocol `{metrics['protocol']}`, {metrics['n_folds']} folds: {held}.",

@@ -16,6 +16,7 @@ from pathlib import Path
 import jinja2
 import numpy as np
 
+from serflow.evaluation.comparison import format_p
 from serflow.outputs.runs import TRUST, best_run, normalisation, read_metrics, trust, within_interval
 
 
@@ -67,11 +68,21 @@ def _counts(frame, column) -> dict:
 
 
 def run_rows(
-    metrics: dict, best: str | None = None, fit_seconds: dict | None = None, metric: str = "uar"
+    metrics: dict,
+    best: str | None = None,
+    fit_seconds: dict | None = None,
+    metric: str = "uar",
+    comparison: dict | None = None,
 ) -> list[dict]:
     """One comparison-table row per run (``metrics``: run name -> metrics dict): the best
-    first, then by ``metric``; ``close`` marks the runs within the best run's interval."""
-    close = set(within_interval(metrics, best, metric)) if best else set()
+    first, then by ``metric``; ``close`` marks the runs not distinguishable from the best
+    (``comparison``: ``comparison.json``, paired tests), or without one those within the
+    best run's interval; ``paired``: the run's paired difference from the best."""
+    paired = (comparison or {}).get("runs", {}) if (comparison or {}).get("best") == best else {}
+    if paired:
+        close = set(comparison["not_distinguishable"])
+    else:
+        close = set(within_interval(metrics, best, metric)) if best else set()
     order = sorted(metrics, key=lambda r: (r != best, -metrics[r][metric], list(metrics).index(r)))
     rows = []
     for run in order:
@@ -88,6 +99,7 @@ def run_rows(
                 "n_features": m["n_features"],
                 "n_folds": m["n_folds"],
                 "speaker_norm": normalisation(m),
+                "resample": (m["model"].get("resample") or {}).get("method"),
                 "speakers": m.get("speakers", "given"),
                 "n_labels": len(m["labels"]),
                 "trust": trust(m),
@@ -100,6 +112,8 @@ def run_rows(
                 "fit_s": (fit_seconds or {}).get(run),
                 "best": run == best,
                 "close": run in close,
+                "paired": paired.get(run) if paired.get(run, {}).get("comparable") else None,
+                "p_text": format_p(paired[run]["p_value"]) if paired.get(run, {}).get("comparable") else "",
             }
         )
     return rows
@@ -287,6 +301,10 @@ def dataset_section(
                     "missing": len(info["missing"]),
                 }
             )
+    comparison = None
+    if paths.get("comparison") and os.path.exists(paths["comparison"]):
+        with open(paths["comparison"], encoding="utf-8") as f:
+            comparison = json.load(f)
     bench = paths.get("benchmarks")
     speakers = None
     if paths.get("speakers"):
@@ -298,7 +316,9 @@ def dataset_section(
         "estimated_speakers": speakers,
         "warnings": list(warnings),
         "metric": metric,
-        "runs": run_rows(metrics, best, fit_seconds(bench, runs) if bench else {}, metric),
+        "runs": run_rows(metrics, best, fit_seconds(bench, runs) if bench else {}, metric, comparison),
+        "paired": bool(comparison and comparison.get("best") == best),
+        "comparison_href": relative_link(paths["comparison"], report_path) if comparison else None,
         "best": best,
         "best_reason": best_reason,
         "best_details": next((d for d in details if d["run"] == best), None),

@@ -76,6 +76,7 @@ def write_submissions(
     metric: str = "uar",
     test_split: dict | None = None,
     prefer_domain_norm: str = "auto",
+    comparison_path=None,
 ) -> dict:
     """Write one submission per run, copy the best run's to ``best_path``, and a JSON summary.
 
@@ -123,5 +124,18 @@ def write_submissions(
         best_score=m[metric],
         **best_facts(m),  # how far the score can be trusted
     )
+    if comparison_path:  # how close the other runs came (comparison.json, paired tests)
+        comparison = json.loads(Path(comparison_path).read_text(encoding="utf-8"))
+        if comparison["best"] == best:
+            up = comparison["runner_up"]
+            summary["not_distinguishable"] = comparison["not_distinguishable"]
+            summary["runner_up"] = (
+                {
+                    "run": up,
+                    **{k: comparison["runs"][up][k] for k in ("uar_diff", "uar_diff_ci95", "p_value")},
+                }
+                if up
+                else None
+            )
     Path(summary_path).write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     return summary

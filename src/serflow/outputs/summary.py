@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from serflow.outputs.comparisons import describe_runner_up
 from serflow.outputs.runs import TRUST, chosen_run, dataset_dir, trust, within_interval
 
 
@@ -33,7 +34,12 @@ def dataset_summary(name: str, runs: list[str], results="results", metric: str =
         best, reason = chosen_run(root, metrics, metric)
         reason = "" if reason == f"highest cross-validated {metric}" else f" ({reason})"
         m = metrics[best]
-        close = within_interval(metrics, best, metric)
+        comparison = None
+        if (root / "comparison.json").exists():
+            comparison = json.loads((root / "comparison.json").read_text(encoding="utf-8"))
+            if comparison.get("best") != best or set(comparison["runs"]) != set(metrics):
+                comparison = None  # from an earlier choice or other runs
+        close = comparison["not_distinguishable"] if comparison else within_interval(metrics, best, metric)
         level = trust(m)
         wording = (
             TRUST[level][0].upper() + " (speakers shared or unknown)"
@@ -42,10 +48,15 @@ def dataset_summary(name: str, runs: list[str], results="results", metric: str =
         )
         ci = m.get(f"{metric}_ci95")
         interval = f" [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else ""
+        within = (
+            "not distinguishable from it (paired test, p >= 0.05)" if comparison else "within its interval"
+        )
         lines.append(
             f"best run {best}: {metric.upper()} {m[metric]:.3f}{interval}, {m['protocol']}, {wording};"
-            f" {len(close)} of {len(metrics) - 1} other runs within its interval{reason}"
+            f" {len(close)} of {len(metrics) - 1} other runs {within}{reason}"
         )
+        if comparison and describe_runner_up(comparison):
+            lines.append(describe_runner_up(comparison))
     submission = root / "submission.csv"
     if submission.exists():
         lines.append(f"submission: {submission}")
