@@ -115,3 +115,65 @@ def test_ssl_table_run_and_cache_hits_on_rerun(tmp_path):
     proc = run_snakemake(tmp_path, config, "--forcerun", "extract_features")
     assert job_counts(proc).get("extract_features", 0) >= 1
     assert cache_files(tmp_path / "results/cache/ssl") == cached  # every clip a cache hit
+
+
+def masked_checkpoint(folder):
+    """A tiny wav2vec2 with layer-norm features, which takes an attention mask (as large models do)."""
+    torch.manual_seed(0)
+    cfg = transformers.Wav2Vec2Config(**TINY, feat_extract_norm="layer", do_stable_layer_norm=True)
+    transformers.Wav2Vec2Model(cfg).save_pretrained(folder)
+    transformers.Wav2Vec2FeatureExtractor(
+        sampling_rate=16000, do_normalize=True, return_attention_mask=True
+    ).save_pretrained(folder)
+    return str(folder)
+
+
+@pytest.mark.parametrize("make", [tiny_checkpoint, masked_checkpoint])
+def test_batches_of_clips_give_each_clips_own_values(tmp_path, make):
+    from conftest import write_wav
+
+    from serflow.features.extraction import extract_shard
+
+    folder = make(tmp_path / "m")
+    one, batched = SSLEmbeddings(checkpoint=folder), SSLEmbeddings(checkpoint=folder, batch_size=3)
+    assert batched.cache_key() == one.cache_key() and batched.clips_per_call == 3
+    lengths = (0.6, 0.8, 0.6, 0.7, 0.6)  # equal lengths batch together even without a mask
+    clips = [Clip(tone(150.0 + 40 * i, seconds=s), 16000) for i, s in enumerate(lengths)]
+    expected = [one.compute(c) for c in clips]
+    got = batched.values(clips)
+    for a, b in zip(got, expected):  # padding (with a mask) and batching move float rounding only
+        np.testing.assert_allclose(a, b, rtol=0, atol=1e-5 * np.abs(b).max())
+    # through a shard: a clip too short for the model fails alone, its batch is redone clip by clip
+    paths = [write_wav(tmp_path / f"c{i}.wav", c.y) for i, c in enumerate(clips)]
+    paths.insert(2, write_wav(tmp_path / "short.wav", tone(seconds=0.001)))
+    ids = [p.stem for p in paths]
+    rows, errors, stats = extract_shard(
+        batched, ids, paths, [f"{i:064x}" for i in range(len(ids))], tmp_path / "c"
+    )
+    assert (
+        stats.computed == 5 and stats.failed == 1 and errors[2] and "feature extraction failed" in errors[2]
+    )
+    for k, i in enumerate((0, 1, 3, 4, 5)):
+        np.testing.assert_allclose(rows[i], expected[k], rtol=0, atol=1e-4 * np.abs(expected[k]).max())
+    with pytest.raises(ValueError, match="batch_size must be >= 1"):
+        SSLEmbeddings(checkpoint=folder, batch_size=0)
+
+
+def test_checkpoint_digests_are_kept_between_processes(tmp_path, monkeypatch):
+    import json
+
+    from serflow.features import ssl
+
+    store = tmp_path / "digests.json"
+    monkeypatch.setenv("SERFLOW_DIGESTS", str(store))
+    folder = tiny_checkpoint(tmp_path / "m")
+    first = ssl.checkpoint_digest(folder)
+    (entry,) = json.loads(store.read_text())
+    # another process (no in-memory cache) takes the stored digest without rehashing
+    store.write_text(json.dumps({entry: "stored"}))
+    ssl._digest.cache_clear()
+    assert ssl.checkpoint_digest(folder) == "stored"
+    # a changed file changes the stamp, so the folder is hashed again
+    (tmp_path / "m" / "config.json").write_text((tmp_path / "m" / "config.json").read_text() + " ")
+    ssl._digest.cache_clear()
+    assert ssl.checkpoint_digest(folder) not in ("stored", first)

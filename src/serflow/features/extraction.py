@@ -26,13 +26,8 @@ class ShardStats:
     audio_seconds: float = 0.0
 
 
-def compute_value(extractor: Extractor, path) -> tuple[np.ndarray, float]:
-    """Load one clip and compute ``extractor``'s cached value; return (value, clip seconds).
-
-    Raises AudioError when the clip is unusable or a value is not finite.
-    """
-    clip = Clip(load_audio(path, extractor.sample_rate), extractor.sample_rate)
-    value = extractor.value(clip)
+def checked(extractor: Extractor, path, value: np.ndarray) -> np.ndarray:
+    """``value`` if every entry is finite, else AudioError naming the clip and the columns."""
     bad = np.flatnonzero(~np.isfinite(value).reshape(value.shape[0], -1).all(axis=-1))
     if bad.size:  # never cached, never reaches a table
         if value.ndim == 1:
@@ -40,7 +35,7 @@ def compute_value(extractor: Extractor, path) -> tuple[np.ndarray, float]:
             shown = ", ".join(names[j] for j in bad[:3])
             raise AudioError(path, f"non-finite feature values ({bad.size}: {shown}, ...)")
         raise AudioError(path, f"non-finite feature values in {bad.size} frame(s)")
-    return value, clip.seconds
+    return value
 
 
 def extract_shard(extractor: Extractor, ids, paths, checksums, cache_root, on_bad_file="reject"):
@@ -50,7 +45,8 @@ def extract_shard(extractor: Extractor, ids, paths, checksums, cache_root, on_ba
     strings or None per clip, ShardStats). With ``on_bad_file='fail'`` a clip that
     cannot be processed raises AudioError. Before the first clip it computes, numba's
     cache is warmed (``warm_numba_cache``); a shard whose clips are all cached never
-    loads the extractor's kernels.
+    loads the extractor's kernels. An extractor that batches (``clips_per_call`` > 1)
+    gets the missing clips that many at a time; a failing batch is redone clip by clip.
     """
     cache = FeatureCache(cache_root, extractor)
     n_columns = len(extractor.names())
@@ -59,34 +55,57 @@ def extract_shard(extractor: Extractor, ids, paths, checksums, cache_root, on_ba
     stats = ShardStats()
     progress = Progress(len(ids), f"{extractor.name} features")
     start = time.perf_counter()
-    for i, (path, checksum) in enumerate(zip(paths, checksums)):
-        value = cache.get(checksum)
-        if value is not None:
-            stats.cached += 1
-        else:
-            if stats.computed + stats.failed == 0:
-                warm_numba_cache(extractor, cache_root)
+    pending: list[tuple[int, object, str, Clip]] = []
+
+    def fail(i, path, err):
+        if on_bad_file == "fail":
+            if isinstance(err, AudioError):
+                raise err
+            raise AudioError(path, f"feature extraction failed: {err!r}") from err
+        errors[i] = err.reason if isinstance(err, AudioError) else f"feature extraction failed: {err!r}"
+        stats.failed += 1
+
+    def flush():
+        values = None
+        if len(pending) > 1:
             try:
-                value, seconds = compute_value(extractor, path)
-            except AudioError as err:
-                if on_bad_file == "fail":
-                    raise
-                errors[i] = err.reason
-                stats.failed += 1
-                progress.step()
-                continue
+                values = extractor.values([clip for *_, clip in pending])
+            except Exception:  # one broken clip must not fail the others: redo one by one
+                values = None
+        for k, (i, path, checksum, clip) in enumerate(pending):
+            try:
+                value = checked(extractor, path, values[k] if values is not None else extractor.value(clip))
             except Exception as err:  # one broken clip must not kill a long run
-                if on_bad_file == "fail":
-                    raise AudioError(path, f"feature extraction failed: {err!r}") from err
-                errors[i] = f"feature extraction failed: {err!r}"
-                stats.failed += 1
+                fail(i, path, err)
                 progress.step()
                 continue
             cache.put(checksum, value)
             stats.computed += 1
-            stats.audio_seconds += seconds
-        out[i] = extractor.to_row(value)
-        progress.step()
+            stats.audio_seconds += clip.seconds
+            out[i] = extractor.to_row(value)
+            progress.step()
+        pending.clear()
+
+    for i, (path, checksum) in enumerate(zip(paths, checksums)):
+        value = cache.get(checksum)
+        if value is not None:
+            stats.cached += 1
+            out[i] = extractor.to_row(value)
+            progress.step()
+            continue
+        if stats.computed + stats.failed + len(pending) == 0:
+            warm_numba_cache(extractor, cache_root)
+        try:
+            clip = Clip(load_audio(path, extractor.sample_rate), extractor.sample_rate)
+        except Exception as err:
+            fail(i, path, err)
+            progress.step()
+            continue
+        pending.append((i, path, checksum, clip))
+        if len(pending) >= extractor.clips_per_call:
+            flush()
+    if pending:
+        flush()
     stats.seconds = time.perf_counter() - start
     return out, errors, stats
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
@@ -25,8 +26,31 @@ from serflow.features.base import Clip, Extractor
 STATISTICS = ("mean", "std")
 
 
+def digest_store() -> Path:
+    """Where digests of checkpoint folders are kept between processes (``$SERFLOW_DIGESTS``,
+    else ``$XDG_CACHE_HOME/serflow`` or ``~/.cache/serflow``)."""
+    if os.environ.get("SERFLOW_DIGESTS"):
+        return Path(os.environ["SERFLOW_DIGESTS"])
+    return (
+        Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+        / "serflow"
+        / "checkpoint-digests.json"
+    )
+
+
 @functools.lru_cache(maxsize=8)
 def _digest(folder: str, stamp: tuple) -> str:
+    # Every Snakemake start and extraction job needs the key: reading a base-size model's
+    # 360 MB each time took about a second, so a digest is stored under the files' names,
+    # sizes and modification times, and recomputed when any of them changes.
+    store = digest_store()
+    entry = hashlib.sha256(json.dumps([folder, stamp]).encode()).hexdigest()
+    try:
+        known = json.loads(store.read_text())
+    except (OSError, ValueError):
+        known = {}
+    if entry in known:
+        return known[entry]
     h = hashlib.sha256()
     for path in sorted(Path(folder).rglob("*")):
         if path.is_file():
@@ -34,7 +58,15 @@ def _digest(folder: str, stamp: tuple) -> str:
             with open(path, "rb") as f:
                 for block in iter(lambda: f.read(1 << 20), b""):
                     h.update(block)
-    return h.hexdigest()[:16]
+    known[entry] = h.hexdigest()[:16]
+    try:  # best effort: a read-only home only costs the rehash
+        store.parent.mkdir(parents=True, exist_ok=True)
+        tmp = store.with_name(f"{store.name}.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(known))
+        os.replace(tmp, store)
+    except OSError:
+        pass
+    return known[entry]
 
 
 def checkpoint_digest(folder: str) -> str:
@@ -91,6 +123,9 @@ class SSLEmbeddings(Extractor):
     window_seconds: float = 20.0
     #: ``auto``: the GPU where there is one, else the CPU; or a torch device name.
     device: str = "auto"
+    #: Windows forwarded together (1: one at a time). Batched values agree with unbatched
+    #: ones to float rounding only, and batches depend on which clips a job computes.
+    batch_size: int = 1
 
     def _config(self) -> dict:
         return json.loads((Path(self.checkpoint) / "config.json").read_text())
@@ -117,6 +152,8 @@ class SSLEmbeddings(Extractor):
             raise ValueError(f"ssl: statistics must be among {', '.join(STATISTICS)}")
         if self.window_seconds <= 0:
             raise ValueError("ssl: window_seconds must be > 0")
+        if self.batch_size < 1:
+            raise ValueError("ssl: batch_size must be >= 1")
 
     @property
     def model_rate(self) -> int:
@@ -131,6 +168,7 @@ class SSLEmbeddings(Extractor):
     def cache_params(self) -> dict:
         params = super().cache_params()
         params.pop("device")  # the same values on any device, to float tolerance
+        params.pop("batch_size")  # and in any batch
         params["checkpoint"] = checkpoint_digest(self.checkpoint)
         params["layers"] = list(self.chosen_layers)
         return params
@@ -158,11 +196,8 @@ class SSLEmbeddings(Extractor):
     def min_samples(self) -> int:
         return -(-self.receptive_field * self.sample_rate // self.model_rate)
 
-    def compute(self, clip: Clip) -> np.ndarray:
-        import torch
-
-        folder = str(Path(self.checkpoint).resolve())
-        model, processor, device = _load(folder, checkpoint_digest(self.checkpoint), self.device)
+    def _pieces(self, clip: Clip) -> list[np.ndarray]:
+        """The clip at the checkpoint's rate, cut into windows of ``window_seconds``."""
         rate, y = self.model_rate, clip.y
         if clip.sample_rate != rate:
             import soxr
@@ -170,20 +205,62 @@ class SSLEmbeddings(Extractor):
             y = soxr.resample(y, clip.sample_rate, rate, quality="HQ").astype(np.float32)
         field = self.receptive_field
         size = max(field, int(self.window_seconds * rate))
-        starts = list(range(0, max(1, y.size - field + 1), size))
-        per_layer: dict[int, list[np.ndarray]] = {layer: [] for layer in self.chosen_layers}
+        starts = range(0, max(1, y.size - field + 1), size)
+        return [y[s : s + size] for s in starts if y[s : s + size].size >= field]
+
+    def _hidden(self, pieces: list[np.ndarray]) -> list[dict[int, np.ndarray]]:
+        """Per piece, layer -> hidden states of its frames. Up to ``batch_size`` pieces go
+        through the model together: padded, with an attention mask, where the checkpoint
+        takes one (``feat_extract_norm: layer``), else only pieces of equal length."""
+        import torch
+
+        folder = str(Path(self.checkpoint).resolve())
+        model, processor, device = _load(folder, checkpoint_digest(self.checkpoint), self.device)
+        masked = self._config().get("feat_extract_norm") == "layer"
+        batches: list[list[int]] = []
+        for i in sorted(range(len(pieces)), key=lambda i: len(pieces[i])):
+            last = batches[-1] if batches else None
+            if last and len(last) < self.batch_size and (masked or len(pieces[last[0]]) == len(pieces[i])):
+                last.append(i)
+            else:
+                batches.append([i])
+        out: list = [None] * len(pieces)
         with torch.no_grad():
-            for start in starts:
-                piece = y[start : start + size]
-                if piece.size < field:
-                    continue
-                inputs = processor(piece, sampling_rate=rate, return_tensors="pt")
-                hidden = model(inputs.input_values.to(device), output_hidden_states=True).hidden_states
-                for layer in per_layer:
-                    per_layer[layer].append(hidden[layer][0].float().cpu().numpy())
+            for batch in batches:
+                inputs = processor(
+                    [pieces[i] for i in batch],
+                    sampling_rate=self.model_rate,
+                    return_tensors="pt",
+                    padding=True,
+                    return_attention_mask=masked,
+                )
+                mask = {"attention_mask": inputs.attention_mask.to(device)} if masked else {}
+                values = inputs.input_values.to(device)
+                hidden = model(values, output_hidden_states=True, **mask).hidden_states
+                lengths = torch.tensor([len(pieces[i]) for i in batch])
+                frames = model._get_feat_extract_output_lengths(lengths)
+                for row, i in enumerate(batch):
+                    n = int(frames[row])
+                    out[i] = {k: hidden[k][row, :n].float().cpu().numpy() for k in self.chosen_layers}
+        return out
+
+    def _pool(self, hidden: list[dict[int, np.ndarray]]) -> np.ndarray:
         out = []
         for layer in self.chosen_layers:
-            frames = np.concatenate(per_layer[layer], axis=0).astype(np.float64)
+            frames = np.concatenate([h[layer] for h in hidden], axis=0).astype(np.float64)
             for stat in self.statistics:
                 out.append(frames.mean(axis=0) if stat == "mean" else frames.std(axis=0))
         return np.concatenate(out).astype(np.float32)
+
+    def compute(self, clip: Clip) -> np.ndarray:
+        return self._pool(self._hidden(self._pieces(clip)))
+
+    def values(self, clips: list[Clip]) -> list[np.ndarray]:
+        """``value`` of each clip, their windows forwarded in batches of ``batch_size``."""
+        pieces = [self._pieces(self.prepare(c)) for c in clips]
+        hidden = self._hidden([p for ps in pieces for p in ps])
+        out, start = [], 0
+        for ps in pieces:
+            out.append(self._pool(hidden[start : start + len(ps)]))
+            start += len(ps)
+        return out
