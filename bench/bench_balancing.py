@@ -20,7 +20,7 @@ import yaml
 from benchlib import EMODB, REPO, snakemake_command, timed
 
 from serflow.corpus.adapters import EMODB_EMOTIONS
-from serflow.evaluation.comparison import compare_with_best
+from serflow.evaluation.comparison import compare_with_best, format_p
 
 THINNED = ("F", "A", "T")  # happiness, fear, sadness
 
@@ -89,7 +89,7 @@ def main() -> None:
             print(
                 f"  all-{m:18s} UAR {r['uar']:.3f} [{ci[0]:.3f}, {ci[1]:.3f}]  accuracy {r['accuracy']:.3f}"
                 f"  vs {base}: {paired['uar_diff']:+.3f} [{low:+.3f}, {high:+.3f}],"
-                f" paired p {paired['p_value']:.3f}"
+                f" paired p {format_p(paired['p_value'])}"
             )
 
 

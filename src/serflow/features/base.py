@@ -186,10 +186,10 @@ class Extractor:
         """The cached value of one clip as loaded: ``compute`` of the prepared (trimmed) clip."""
         return self.compute(self.prepare(clip))
 
-    #: Clips ``extract_shard`` hands to ``values`` at once (a batched extractor sets it).
     @property
     def clips_per_call(self) -> int:
-        return int(getattr(self, "batch_size", 1))
+        """Clips ``extract_shard`` hands to ``values`` at once (a batching extractor raises it)."""
+        return 1
 
     def values(self, clips: list[Clip]) -> list[np.ndarray]:
         """``value`` of several clips (an extractor that batches them overrides this)."""

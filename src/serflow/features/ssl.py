@@ -79,6 +79,16 @@ def checkpoint_digest(folder: str) -> str:
     return _digest(str(Path(folder).resolve()), stamp)
 
 
+@functools.lru_cache(maxsize=16)
+def _parsed(path: str, mtime_ns: int) -> dict:
+    return json.loads(Path(path).read_text())
+
+
+def _read_json(path: Path) -> dict:
+    """A checkpoint's JSON file, parsed once per process and version (read for every clip)."""
+    return _parsed(str(path), path.stat().st_mtime_ns)
+
+
 @functools.lru_cache(maxsize=2)
 def _load(folder: str, digest: str, device: str):
     """(model in eval mode, feature extractor, torch device) of a checkpoint, once per process."""
@@ -127,8 +137,12 @@ class SSLEmbeddings(Extractor):
     #: ones to float rounding only, and batches depend on which clips a job computes.
     batch_size: int = 1
 
+    @property
+    def clips_per_call(self) -> int:
+        return self.batch_size
+
     def _config(self) -> dict:
-        return json.loads((Path(self.checkpoint) / "config.json").read_text())
+        return _read_json(Path(self.checkpoint) / "config.json")
 
     def check(self) -> None:
         import importlib.util
@@ -158,7 +172,7 @@ class SSLEmbeddings(Extractor):
     @property
     def model_rate(self) -> int:
         """The checkpoint's sampling rate (clips at another ``sample_rate`` are resampled to it)."""
-        pre = json.loads((Path(self.checkpoint) / "preprocessor_config.json").read_text())
+        pre = _read_json(Path(self.checkpoint) / "preprocessor_config.json")
         return int(pre.get("sampling_rate", 16000))
 
     @property
