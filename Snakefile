@@ -11,6 +11,7 @@ report: "workflow/report/workflow.rst"
 include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/features.smk"
+include: "workflow/rules/augment.smk"
 include: "workflow/rules/models.smk"
 include: "workflow/rules/report.smk"
 

@@ -40,6 +40,21 @@ def imbalanced_listing(dest: Path, keep: int) -> Path:
     return dest
 
 
+def emodb_datasets(workdir: Path, keep: int, imbalanced_runs=None) -> list[dict]:
+    """All of EmoDB, and its imbalanced copy (``imbalanced_listing``; with its own ``runs``)."""
+    listing = imbalanced_listing(workdir / "emodb_imbalanced.csv", keep)
+    imbalanced = {
+        "name": "emodb_imbalanced",
+        "adapter": "csv",
+        "table": str(listing),
+        "label_column": "label",
+        "speaker_column": "speaker",
+    }
+    if imbalanced_runs:
+        imbalanced["runs"] = imbalanced_runs
+    return [{"name": "emodb", "adapter": "emodb", "root": str(EMODB)}, imbalanced]
+
+
 def main() -> None:
     import pandas as pd
 
@@ -49,17 +64,7 @@ def main() -> None:
     ap.add_argument("--keep", type=int, default=4, help="one in this many clips of the thinned classes")
     args = ap.parse_args()
     config = yaml.safe_load((REPO / "config/recipes/emodb_balancing.yaml").read_text())
-    listing = imbalanced_listing(args.workdir / "emodb_imbalanced.csv", args.keep)
-    config["datasets"] = [
-        {"name": "emodb", "adapter": "emodb", "root": str(EMODB)},
-        {
-            "name": "emodb_imbalanced",
-            "adapter": "csv",
-            "table": str(listing),
-            "label_column": "label",
-            "speaker_column": "speaker",
-        },
-    ]
+    config["datasets"] = emodb_datasets(args.workdir, args.keep)
     (args.workdir / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
     cmd = snakemake_command(
         args.workdir, "--configfile", str(args.workdir / "config.yaml"), "--cores", str(args.cores)

@@ -32,7 +32,7 @@ def test_seed002_recipe_on_a_small_corpus(tmp_path):
     rows = []
     for g, genre in enumerate(GENRES):
         for k in range(10):
-            label = NINE[(3 * g + k) % len(NINE)]
+            label = "nostalgia" if k >= 7 else NINE[(3 * g + k) % len(NINE)]  # more than ten sad clips
             name = f"audio/{genre}_{k}.wav"
             write_wav(
                 tmp_path / name, tone(110.0 * (1 + NINE.index(label) % 4) + 5 * k, 1.0, sr=22050), sr=22050
@@ -56,3 +56,21 @@ def test_seed002_recipe_on_a_small_corpus(tmp_path):
         tested = pd.read_parquet(tmp_path / f"results/emotify/runs/{run}/predictions.parquet")
         genre = tested["id"].map(manifest.set_index("id")["stratum"])
         assert genre.value_counts().to_dict() == dict.fromkeys(GENRES, 2)  # 80/20 within every genre
+
+    # ten sadness clips drawn, one augmented copy each; a fold uses those of its training part
+    copies = pd.read_parquet(tmp_path / "results/emotify/augmented/sadness10/copies.parquet")
+    sad = manifest[manifest["label"] == "sadness"]
+    assert len(sad) > 10 and len(copies) == 10 and copies["source"].is_unique
+    assert set(copies["source"]) <= set(sad["id"])
+    for run in ("seed002_mel-mlp_seed002", "seed002_logmel-cnn_seed002"):
+        metrics = json.loads((tmp_path / f"results/emotify/runs/{run}/metrics.json").read_text())
+        tested = set(pd.read_parquet(tmp_path / f"results/emotify/runs/{run}/predictions.parquet")["id"])
+        (fold,) = metrics["folds"]
+        counts, used = fold["train_per_label"], int((~copies["source"].isin(tested)).sum())
+        assert counts["copies"] == {"anger": 0, "joy": 0, "neutral": 0, "sadness": used}
+        assert counts["after"]["sadness"] == counts["before"]["sadness"] + used
+        assert counts["before"]["sadness"] == len(set(sad["id"]) - tested)
+    plain = json.loads(
+        (tmp_path / "results/emotify/runs/seed002_mel-logreg_balanced/metrics.json").read_text()
+    )
+    assert "train_per_label" not in plain["folds"][0]

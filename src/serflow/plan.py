@@ -39,7 +39,13 @@ class ModelSpec:
     threads: int = 1
 
     #: Settings given only when they differ from these (other models keep their params).
-    OPTIONAL = {"feature_groups": None, "scale": True, "domain_norm": False, "resample": None}
+    OPTIONAL = {
+        "feature_groups": None,
+        "scale": True,
+        "domain_norm": False,
+        "resample": None,
+        "augment": None,
+    }
 
     @classmethod
     def from_config(cls, name: str, cfg: dict) -> ModelSpec:
@@ -66,10 +72,13 @@ class DatasetPlan:
     entries: list[Entry] | None = field(default=None, repr=False)
     #: What ``checks.check_datasets`` found doubtful in the listing (for the report and summary).
     warnings: list[str] = field(default_factory=list)
+    #: The config's fusions whose runs are all runs of this dataset.
+    fusions: list[str] = field(default_factory=list)
 
     @property
     def run_names(self) -> list[str]:
-        return [f"{fs}-{model}" for fs, model in self.runs]
+        """Every run: feature set x model pairs, then fusions (``fusion-<name>``)."""
+        return [f"{fs}-{model}" for fs, model in self.runs] + [f"fusion-{f}" for f in self.fusions]
 
     def table_extractors(self, feature_set: str) -> list[str]:
         """Extractors whose shards the table of ``feature_set`` joins, in column order."""
@@ -112,6 +121,10 @@ class Plan:
     training: dict = field(default_factory=dict)
     #: GPUs each deep job asks for (the config's ``gpus``).
     gpus: int = 0
+    #: The config's ``augmentations`` (name -> ``Augmentation``).
+    augmentations: dict = field(default_factory=dict)
+    #: The config's ``fusions`` (name -> {runs, method}).
+    fusions: dict = field(default_factory=dict)
     _costs: dict = field(default_factory=dict, repr=False)
 
     @property
@@ -158,6 +171,16 @@ class Plan:
     def train_gpus(self, model: str) -> int:
         """GPUs a training job asks for: ``gpus`` for a kind that uses one, else 0."""
         return self.gpus if model_kind(self.models[model].kind).gpu else 0
+
+    def augmentation(self, model: str):
+        """The ``Augmentation`` a model's training sets get copies of, or None."""
+        augment = self.models[model].settings.get("augment")
+        return self.augmentations[augment["name"]] if augment else None
+
+    def augmentations_of(self, dataset: str) -> list[str]:
+        """Names of the augmentations some run of a dataset uses."""
+        names = (self.models[m].settings.get("augment") for _, m in self.datasets[dataset].runs)
+        return list(dict.fromkeys(a["name"] for a in names if a))
 
     def train_runtime(self, dataset: str, feature_set: str, model: str) -> int:
         """Minutes: the run's estimated cost (five times the measured rate), over its processes."""
@@ -255,7 +278,22 @@ def build_plan(config: dict, default_models: dict | None = None) -> Plan:
     own = list(config["models"])
     model_configs = {**(default_models or {}), **config["models"]}
     models = {name: ModelSpec.from_config(name, m) for name, m in model_configs.items()}
+    augmentations = _augmentations(config.get("augmentations") or {})
+    for model in models.values():
+        name = model.settings.get("augment")
+        if name is None:
+            continue
+        if name not in augmentations:
+            raise PlanError(
+                f"config key 'models: {model.name}: augment': {name!r} is not defined in 'augmentations'"
+                f" ({', '.join(augmentations) or 'none is'})"
+            )
+        # The whole description: a changed transform reruns the model's runs.
+        model.settings["augment"] = augmentations[name].describe()
     feature_sets = {**FEATURE_SETS, **{k: tuple(v) for k, v in config.get("feature_sets", {}).items()}}
+    for name in feature_sets:
+        if name == "fusion" or name.startswith("fusion-"):
+            raise PlanError(f"config key 'feature_sets': {name!r}: the name fusion is kept for fusion runs")
     default_runs = config.get("runs") or [{"feature_sets": list(DEFAULT_RUN_SETS), "models": own}]
     names = [d["name"] for d in config["datasets"]]
     if len(set(names)) != len(names):
@@ -315,12 +353,36 @@ def build_plan(config: dict, default_models: dict | None = None) -> Plan:
             speakers=speakers,
             speaker_voice=voice,
         )
+    fusions = dict(config.get("fusions") or {})
+    for name, spec in fusions.items():
+        fusions[name] = {"runs": list(spec["runs"]), "method": spec.get("method", "mean")}
+        where = [ds for ds in datasets.values() if set(spec["runs"]) <= set(ds.run_names)]
+        if not where:
+            missing = {ds.name: sorted(set(spec["runs"]) - set(ds.run_names)) for ds in datasets.values()}
+            raise PlanError(
+                f"config key 'fusions: {name}: runs': no dataset has all of them (missing: {missing})"
+            )
+        for ds in where:
+            ds.fusions.append(name)
     shards = config["extraction"]["shards"]
     training = dict(config.get("training") or {})
     gpus = int(config.get("gpus", 0))
+    kwargs = {"training": training, "gpus": gpus, "augmentations": augmentations, "fusions": fusions}
     if shards == "auto":
-        return Plan(datasets, models, AUTO_SHARDS[0], auto_shards=True, training=training, gpus=gpus)
-    return Plan(datasets, models, int(shards), training=training, gpus=gpus)
+        return Plan(datasets, models, AUTO_SHARDS[0], auto_shards=True, **kwargs)
+    return Plan(datasets, models, int(shards), **kwargs)
+
+
+def _augmentations(config: dict) -> dict:
+    from serflow.augmentation import Augmentation
+
+    out = {}
+    for name, cfg in config.items():
+        try:
+            out[name] = Augmentation.from_config(name, cfg)
+        except ValueError as err:
+            raise PlanError(f"config key 'augmentations: {name}': {err}") from None
+    return out
 
 
 def read_all_entries(plan: Plan, results: str = "results") -> None:

@@ -80,10 +80,12 @@ except Exception:  # a dry run without --cores
 wildcard_constraints:
     dataset="|".join(DATASETS),
     extractor="[a-z0-9_]+",
-    feature_set="[A-Za-z0-9_-]+",
+    feature_set="(?!fusion-)[A-Za-z0-9_-]+",
     model="[A-Za-z0-9_]+",
     shard=r"\d{3}",
     block=r"\d{2}",
+    augmentation="[A-Za-z0-9_]+",
+    fusion="[A-Za-z0-9_]+",
 
 
 def dataset_config(wildcards):
@@ -152,6 +154,40 @@ def fold_blocks(wildcards):
         **wildcards,
         block=[f"{b:02d}" for b in range(n)],
     )
+
+
+def fusion_files(wildcards, name):
+    """A file of each run a fusion combines."""
+    return expand(
+        "results/{dataset}/runs/{run}/{name}",
+        dataset=wildcards.dataset,
+        run=PLAN.fusions[wildcards.fusion]["runs"],
+        name=name,
+    )
+
+
+def augmentation_spec(wildcards):
+    return PLAN.augmentations[wildcards.augmentation].describe()
+
+
+def augmented_shards(wildcards):
+    """Shards of a table's extractors for an augmentation's copies."""
+    ds = DATASETS[wildcards.dataset]
+    return expand(
+        "results/{dataset}/augmented/{augmentation}/features/{extractor}/{shard}.parquet",
+        dataset=ds.name,
+        augmentation=wildcards.augmentation,
+        extractor=ds.table_extractors(wildcards.feature_set),
+        shard=SHARDS,
+    )
+
+
+def augmented_table(wildcards):
+    """The table of a run's augmented copies (nothing for a model without augment)."""
+    augmentation = PLAN.augmentation(wildcards.model)
+    if augmentation is None:
+        return []
+    return f"results/{wildcards.dataset}/augmented/{augmentation.name}/tables/{wildcards.feature_set}.parquet"
 
 
 def evaluation_config(wildcards):

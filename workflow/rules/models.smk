@@ -9,6 +9,7 @@ TABLE = {
 rule train_folds:
     input:
         **TABLE,
+        augmented=augmented_table,
     output:
         "results/{dataset}/runs/{feature_set}-{model}/folds/{block}.joblib",
     log:
@@ -34,6 +35,7 @@ rule train_folds:
 rule train:
     input:
         **TABLE,
+        augmented=augmented_table,
         folds=fold_blocks,
     output:
         predictions="results/{dataset}/runs/{feature_set}-{model}/predictions.parquet",
@@ -87,6 +89,50 @@ rule score:
         from serflow.outputs.scoring import score_files
 
         score_files(*input[:3], *output, params.n_bootstrap, log[0])
+
+
+# A fusion run (fusions: in the config) combines the out-of-fold probabilities of named
+# runs of the dataset; it has every output of a run, so it is compared, submitted and
+# predicted with like the others.
+rule fuse:
+    input:
+        predictions=lambda wc: fusion_files(wc, "predictions.parquet"),
+        cv=lambda wc: fusion_files(wc, "cv.json"),
+        test=lambda wc: fusion_files(wc, "test_predictions.parquet"),
+        models=lambda wc: fusion_files(wc, "model.joblib"),
+    output:
+        predictions="results/{dataset}/runs/fusion-{fusion}/predictions.parquet",
+        cv="results/{dataset}/runs/fusion-{fusion}/cv.json",
+        model="results/{dataset}/runs/fusion-{fusion}/model.joblib",
+        test="results/{dataset}/runs/fusion-{fusion}/test_predictions.parquet",
+        importance="results/{dataset}/runs/fusion-{fusion}/importance.csv",
+    log:
+        "logs/{dataset}/fuse/{fusion}.log",
+    localrule: True
+    conda:
+        "../envs/serflow.yaml"
+    params:
+        fusion=lambda wc: PLAN.fusions[wc.fusion],
+    script:
+        "../scripts/fuse.py"
+
+
+use rule score as score_fusion with:
+    input:
+        predictions="results/{dataset}/runs/fusion-{fusion}/predictions.parquet",
+        cv="results/{dataset}/runs/fusion-{fusion}/cv.json",
+        model="results/{dataset}/runs/fusion-{fusion}/model.joblib",
+    output:
+        metrics=report(
+            "results/{dataset}/runs/fusion-{fusion}/metrics.json",
+            category="Runs",
+            subcategory="{dataset}",
+            caption="../report/metrics.rst",
+            labels={"feature set": "fusion", "model": "{fusion}"},
+        ),
+        card="results/{dataset}/runs/fusion-{fusion}/model_card.md",
+    log:
+        "logs/{dataset}/score/fusion-{fusion}.log",
 
 
 rule compare:

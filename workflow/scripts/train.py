@@ -13,6 +13,7 @@ from serflow.models.training import (
     fit_folds,
     gather_run,
     importance_table,
+    load_copies,
     load_table,
     prepare_run,
 )
@@ -24,7 +25,10 @@ model, evaluation = snakemake.params.model, snakemake.params.evaluation
 model_threads = snakemake.config["models"].get(wc.model, {}).get("threads", 1)
 log.info("%s-%s: %d clips x %d features, %s", wc.feature_set, wc.model, len(table), len(columns), model)
 
-run = prepare_run(table, columns, model, evaluation)
+copies = load_copies(snakemake.input.augmented, columns) if snakemake.input.get("augmented") else None
+if copies is not None:
+    log.info("%d augmented copies of %d clips", len(copies), copies["source"].nunique())
+run = prepare_run(table, columns, model, evaluation, copies)
 if snakemake.input.folds:  # fitted by the run's fold jobs
     results = {}
     for path in snakemake.input.folds:
@@ -47,7 +51,7 @@ info = {
     "features": read_metadata(snakemake.input.table),
     "cache_dir": str(Path(snakemake.config["cache_dir"]).resolve()),  # reused by serflow predict
 }
-bundle, test_predictions = fit_final(table, columns, model, evaluation, model_threads, info)
+bundle, test_predictions = fit_final(table, columns, model, evaluation, model_threads, info, copies)
 joblib.dump(bundle, snakemake.output.model)
 test_predictions.to_parquet(snakemake.output.test, index=False)
 importance_table(bundle).to_csv(snakemake.output.importance, index=False)

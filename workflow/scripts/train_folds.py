@@ -4,10 +4,11 @@ log = start_job(snakemake.log[0], snakemake.threads)
 
 import joblib
 
-from serflow.models.training import fit_folds, load_table, prepare_run
+from serflow.models.training import fit_folds, load_copies, load_table, prepare_run
 
 table, columns = load_table(snakemake.input.table)
-run = prepare_run(table, columns, snakemake.params.model, snakemake.params.evaluation)
+copies = load_copies(snakemake.input.augmented, columns) if snakemake.input.get("augmented") else None
+run = prepare_run(table, columns, snakemake.params.model, snakemake.params.evaluation, copies)
 block, n_blocks = snakemake.params.block, snakemake.params.n_blocks
 which = [k for k in range(len(run.folds)) if k % n_blocks == block]
 model_threads = snakemake.config["models"].get(snakemake.wildcards.model, {}).get("threads", 1)

@@ -53,10 +53,14 @@ def _predict(args) -> int:
 
 
 def _serve(args) -> int:
-    from serflow.apps.predict import TrainedModel
+    from serflow.apps.predict import FusedModel, ModelError, TrainedModel
     from serflow.apps.serve import serve
 
     model = TrainedModel.load(args.model)
+    if isinstance(model, FusedModel):
+        raise ModelError(
+            f"{model.path}: a fusion run; serve takes one run's model (serflow predict takes fusions)"
+        )
     if model.card.exists():
         print(f"model card: {model.card}", file=sys.stderr)
     serve(model, host=args.host, port=args.port, max_upload_mb=args.max_upload_mb, threads=args.threads)

@@ -97,6 +97,8 @@ class TrainedModel:
             ) from None
         except Exception as err:
             raise ModelError(f"{path}: cannot load the model ({err!r})") from None
+        if isinstance(bundle, dict) and bundle.get("kind") == "fusion":
+            return FusedModel.from_bundle(bundle, path)
         if not isinstance(bundle, dict) or "model" not in bundle or "features" not in bundle:
             raise ModelError(f"{path}: not a serflow model (no model or feature metadata inside)")
         wanted = {name: i for i, name in enumerate(bundle["feature_names"])}
@@ -144,6 +146,41 @@ class TrainedModel:
             return np.zeros((0, len(self.labels)))
         with threadpool_limits(limits=1):
             return self.bundle["model"].predict_proba(x)
+
+
+@dataclass
+class FusedModel:
+    """A fusion run: the saved models of the runs it combines (its sibling run folders) and
+    its combiner (``serflow.models.fusion``)."""
+
+    bundle: dict
+    path: Path
+    bases: list[TrainedModel]
+
+    @classmethod
+    def from_bundle(cls, bundle: dict, path: Path) -> FusedModel:
+        runs = bundle["fusion"]["runs"]
+        folders = [path.parent.parent / run for run in runs]
+        missing = [str(f) for f in folders if not (f / "model.joblib").is_file()]
+        if missing:
+            raise ModelError(
+                f"{path}: a fusion of {', '.join(runs)}, whose models are missing: {', '.join(missing)}"
+            )
+        return cls(bundle, path, [TrainedModel.load(f) for f in folders])
+
+    labels = TrainedModel.labels
+    card = TrainedModel.card
+    name = TrainedModel.name
+
+    @property
+    def normalisation(self) -> Normalisation:
+        """Per speaker where any fused run normalises per speaker (what the command line checks)."""
+        return next(
+            (b.normalisation for b in self.bases if b.normalisation.speaker), self.bases[0].normalisation
+        )
+
+    def default_cache(self) -> Path | None:
+        return self.bases[0].default_cache()
 
 
 def collect_inputs(inputs) -> list[tuple[str, str | None]]:
@@ -209,6 +246,8 @@ def predict_files(
     import pandas as pd
     from joblib import Parallel, delayed
 
+    if isinstance(model, FusedModel):
+        return _predict_fused(model, items, jobs, cache_dir, speaker_norm, min_speaker_clips, progress)
     paths = [p for p, _ in items]
     size = max(1, min(32, -(-len(paths) // max(1, 4 * jobs))))
     chunks = [paths[i : i + size] for i in range(0, len(paths), size)]
@@ -252,4 +291,25 @@ def predict_files(
     if model.normalisation.active:
         out["normalisation"] = all_notes
     out["error"] = [e or "" for e in errors]
+    return out
+
+
+def _predict_fused(model: FusedModel, items, *args):
+    """``predict_files`` of each fused run, combined; a clip any run could not predict is not predicted."""
+    tables = [predict_files(base, items, *args) for base in model.bases]
+    labels = model.labels
+    columns = [f"proba_{lab}" for lab in labels]
+    probas = [t[columns].to_numpy(dtype=np.float64) for t in tables]
+    ok = ~np.any([np.isnan(p).any(axis=1) for p in probas], axis=0)
+    proba = np.full((len(items), len(labels)), np.nan)
+    if ok.any():
+        proba[ok] = model.bundle["fusion"]["combiner"].predict_proba([p[ok] for p in probas])
+    out = tables[0].drop(columns=[c for c in ("normalisation", "error") if c in tables[0]])
+    out["prediction"] = [labels[int(np.argmax(p))] if good else "" for p, good in zip(proba, ok)]
+    out[columns] = proba
+    notes = [t["normalisation"] for t in tables if "normalisation" in t]
+    if notes:
+        out["normalisation"] = ["; ".join(n for n in row if n) for row in zip(*notes)]
+    errors = [t["error"] for t in tables]
+    out["error"] = [next((e for e in row if e), "") for row in zip(*errors)]
     return out

@@ -38,7 +38,9 @@ def checked(extractor: Extractor, path, value: np.ndarray) -> np.ndarray:
     return value
 
 
-def extract_shard(extractor: Extractor, ids, paths, checksums, cache_root, on_bad_file="reject"):
+def extract_shard(
+    extractor: Extractor, ids, paths, checksums, cache_root, on_bad_file="reject", augmentation=None
+):
     """Table rows of ``extractor`` for the listed clips, computing only those missing from its cache.
 
     Returns (matrix float32 [n, n_columns] with NaN rows for failures, list of error
@@ -47,6 +49,8 @@ def extract_shard(extractor: Extractor, ids, paths, checksums, cache_root, on_ba
     cache is warmed (``warm_numba_cache``); a shard whose clips are all cached never
     loads the extractor's kernels. An extractor that batches (``clips_per_call`` > 1)
     gets the missing clips that many at a time; a failing batch is redone clip by clip.
+    With an ``augmentation`` (``serflow.augmentation.Augmentation``) the listed clips are
+    its copies: each file is loaded, transformed as its copy checksum says, then extracted.
     """
     cache = FeatureCache(cache_root, extractor)
     n_columns = len(extractor.names())
@@ -94,9 +98,12 @@ def extract_shard(extractor: Extractor, ids, paths, checksums, cache_root, on_ba
             progress.step()
             continue
         if stats.computed + stats.failed + len(pending) == 0:
-            warm_numba_cache(extractor, cache_root)
+            warm_numba_cache(extractor, cache_root, augmentation)
         try:
-            clip = Clip(load_audio(path, extractor.sample_rate), extractor.sample_rate)
+            y = load_audio(path, extractor.sample_rate)
+            if augmentation is not None:
+                y = augmentation.apply(y, extractor.sample_rate, checksum)
+            clip = Clip(y, extractor.sample_rate)
         except Exception as err:
             fail(i, path, err)
             progress.step()
@@ -110,13 +117,14 @@ def extract_shard(extractor: Extractor, ids, paths, checksums, cache_root, on_ba
     return out, errors, stats
 
 
-def warm_numba_cache(extractor: Extractor, lock_dir) -> float:
+def warm_numba_cache(extractor: Extractor, lock_dir, augmentation=None) -> float:
     """Run ``extractor`` once on a synthetic tone while holding a file lock; return seconds.
 
     librosa compiles some kernels with numba's on-disk cache. Several fresh processes
     compiling them at once can corrupt that cache (extraction jobs segfaulted on a fresh
     install here). Under the lock the first job fills the cache and later ones only
-    read it. ``lock_dir`` (the feature cache) is shared by every job of a run.
+    read it. ``lock_dir`` (the feature cache) is shared by every job of a run. An
+    ``augmentation``'s transforms (librosa's phase vocoder) are warmed the same way.
     """
     lock_dir = Path(lock_dir)
     lock_dir.mkdir(parents=True, exist_ok=True)
@@ -126,5 +134,7 @@ def warm_numba_cache(extractor: Extractor, lock_dir) -> float:
     with open(lock_dir / ".numba-warm.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         start = time.perf_counter()
+        if augmentation is not None:
+            augmentation.apply(y, sr, augmentation.copy_checksum("warm", 0))
         extractor.compute(Clip(y, sr))
         return time.perf_counter() - start

@@ -17,6 +17,8 @@ import pyarrow.parquet as pq
 
 META_KEY = b"serflow"
 ID_COLUMNS = ("id", "label", "speaker", "split", "stratum")
+#: The source clip of each row of an augmented copies table (after the ID_COLUMNS).
+SOURCE_COLUMN = "source"
 _PACKAGES = ("serflow", "librosa", "opensmile", "numpy", "scipy", "soundfile", "soxr", "pandas", "pyarrow")
 # Distributions that install a package under another name (the CPU-only xgboost build).
 _ALIASES = {"xgboost": ("xgboost", "xgboost-cpu")}
@@ -58,13 +60,15 @@ def merge_feature_table(manifest_path, shards: dict, metadata: dict, speakers=No
     ``shards``: extractor name -> (shard paths, columns to take), in column order.
     ``metadata`` (feature set, extractors, column groups, ...) is stored in the schema
     together with package versions. ``speakers``: a Parquet file of estimated speakers
-    (id, speaker) that replace the manifest's; clips without one are left out.
+    (id, speaker) that replace the manifest's; clips without one are left out. A listing of
+    augmented copies (``serflow.augmentation``) keeps its ``source`` column.
     """
     import pandas as pd
 
     present = set(pq.read_schema(manifest_path).names)
-    manifest = pd.read_parquet(manifest_path, columns=[c for c in ID_COLUMNS if c in present])
-    manifest = manifest.reindex(columns=list(ID_COLUMNS))  # optional columns (stratum) as nulls
+    id_columns = [*ID_COLUMNS, *([SOURCE_COLUMN] if SOURCE_COLUMN in present else [])]
+    manifest = pd.read_parquet(manifest_path, columns=[c for c in id_columns if c in present])
+    manifest = manifest.reindex(columns=id_columns)  # optional columns (stratum) as nulls
     if speakers:
         estimated = pd.read_parquet(speakers).set_index("id")["speaker"]
         manifest = manifest[manifest["id"].isin(estimated.index)].copy()
@@ -85,7 +89,7 @@ def merge_feature_table(manifest_path, shards: dict, metadata: dict, speakers=No
         keep = keep[keep["id"].isin(ids)]
         sources.append((feats, ok, ids, columns))
     keep = keep.reset_index(drop=True)
-    out = {c: pa.array(keep[c].astype(object).where(keep[c].notna(), None), pa.string()) for c in ID_COLUMNS}
+    out = {c: pa.array(keep[c].astype(object).where(keep[c].notna(), None), pa.string()) for c in id_columns}
     for k, (feats, ok, ids, columns) in enumerate(sources):
         take = pa.array(ok[ids.get_indexer(keep["id"])], pa.int64())
         taken = feats.select(columns).take(take)  # one call: per-column drops were quadratic in width
@@ -95,7 +99,7 @@ def merge_feature_table(manifest_path, shards: dict, metadata: dict, speakers=No
     table = pa.table(out)
     names = [c for _, columns in shards.values() for c in columns]
     finite = [
-        np.isfinite(chunk.to_numpy(zero_copy_only=False)).all() for chunk in table.columns[len(ID_COLUMNS) :]
+        np.isfinite(chunk.to_numpy(zero_copy_only=False)).all() for chunk in table.columns[len(id_columns) :]
     ]
     bad = [c for c, ok in zip(names, finite) if not ok]
     if bad:

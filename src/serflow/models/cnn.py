@@ -177,7 +177,7 @@ class LogMelCNN(NetworkAsArrays, ClassifierMixin, BaseEstimator):
             self.pooling,
         )
 
-    def fit(self, x, y, groups=None):
+    def fit(self, x, y, groups=None, origin=None):
         torch = _torch()
         x = np.asarray(x, dtype=np.float64)
         self._check(x)
@@ -185,7 +185,7 @@ class LogMelCNN(NetworkAsArrays, ClassifierMixin, BaseEstimator):
         torch.set_num_threads(max(1, int(self.threads)))
         rng = np.random.default_rng(self.random_state)
         self.classes_, y_idx = np.unique(np.asarray(y), return_inverse=True)
-        train, val = validation_split(y_idx, groups, self.validation_fraction, self.random_state)
+        train, val = validation_split(y_idx, groups, self.validation_fraction, self.random_state, origin)
         self.split_ = (train, val)  # rows fitted, rows held out for early stopping
 
         cube = x[train].reshape(len(train), -1, self.n_frames)

@@ -116,16 +116,16 @@ class SpeechFineTuner(NetworkAsArrays, ClassifierMixin, BaseEstimator):
             self.net_ = net.eval()
         return self.net_
 
-    def fit(self, x, y, groups=None):
+    def fit(self, x, y, groups=None, origin=None):
         # transformers draws wav2vec2's time masks (mask_time_prob) from NumPy's global RNG
         saved = np.random.get_state()
         np.random.seed(self.random_state)
         try:
-            return self._fit(x, y, groups)
+            return self._fit(x, y, groups, origin)
         finally:
             np.random.set_state(saved)
 
-    def _fit(self, x, y, groups):
+    def _fit(self, x, y, groups, origin=None):
         torch, transformers = _libraries()
         x = np.asarray(x, dtype=np.float64)
         self._check(x)
@@ -133,7 +133,7 @@ class SpeechFineTuner(NetworkAsArrays, ClassifierMixin, BaseEstimator):
         torch.set_num_threads(max(1, int(self.threads)))
         rng = np.random.default_rng(self.random_state)
         self.classes_, y_idx = np.unique(np.asarray(y), return_inverse=True)
-        train, val = validation_split(y_idx, groups, self.validation_fraction, self.random_state)
+        train, val = validation_split(y_idx, groups, self.validation_fraction, self.random_state, origin)
         self.split_ = (train, val)
         pre = json.loads((Path(self.checkpoint) / "preprocessor_config.json").read_text())
         self.normalize_ = bool(pre.get("do_normalize", True))

@@ -48,7 +48,8 @@ class ModelKind:
     #: ``pad_frames`` (the kind's ``n_frames`` parameter), it takes and standardises itself:
     #: no scaler in front, no speaker or test-domain normalisation.
     frames: str | None = None
-    #: ``fit`` takes the training rows' speakers as ``groups`` (e.g. for early stopping).
+    #: ``fit`` takes the training rows' speakers as ``groups`` (e.g. for early stopping) and
+    #: which rows are augmented copies as ``origin`` (``pipeline.copy_origin``; never held out).
     fit_groups: bool = False
     #: (module, extra): a module the kind needs, and the install extra that brings it.
     needs: tuple[str, str] | None = None

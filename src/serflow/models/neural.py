@@ -12,10 +12,26 @@ def torch_device(torch, name: str):
     return torch.device(("cuda" if torch.cuda.is_available() else "cpu") if name == "auto" else name)
 
 
-def validation_split(y_idx, groups, fraction: float, random_state: int):
+def validation_split(y_idx, groups, fraction: float, random_state: int, origin=None):
     """(rows to fit, rows held out for early stopping) of a training set: about ``fraction``
     of it, grouped by ``groups`` (speakers) where there are enough, else stratified by
-    class; nothing held out where neither fits (or ``fraction`` is 0)."""
+    class; nothing held out where neither fits (or ``fraction`` is 0).
+
+    ``origin`` marks augmented copies (``serflow.models.pipeline.copy_origin``): the split
+    is made over the clips, copies follow their clip to the fitted side, and none is held out.
+    """
+    if origin is not None:
+        origin = np.asarray(origin)
+        clips = np.flatnonzero(origin >= 0)
+        fit, held = validation_split(
+            np.asarray(y_idx)[clips],
+            None if groups is None else np.asarray(groups)[clips],
+            fraction,
+            random_state,
+        )
+        fitted_keys = set(origin[clips[fit]].tolist())
+        keys = np.where(origin >= 0, origin, -origin - 1)
+        return np.flatnonzero(np.isin(keys, list(fitted_keys))), clips[held]
     n = len(y_idx)
     everything = np.arange(n)
     if not fraction or n < 10:

@@ -118,6 +118,23 @@ class Normalisation:
         normed = speaker_standardize(x, table["speaker"].astype(str).to_numpy())
         return np.hstack([x, normed]) if self.choice else normed
 
+    def copy_matrix(self, table, columns, x, speakers) -> np.ndarray:
+        """Rows of augmented copies (``x``, raw) as ``matrix`` gives their sources' rows: each
+        standardised with the statistics of its speaker's clips in ``table`` (not its own)."""
+        x = np.asarray(x, dtype=np.float64)
+        if not (self.speaker or self.choice):
+            return x
+        clips = table[columns].to_numpy(dtype=np.float64)
+        clip_speakers = table["speaker"].astype(str).to_numpy()
+        speakers = np.asarray(speakers)
+        normed = np.empty_like(x)
+        for spk in np.unique(speakers):
+            ref = clips[clip_speakers == spk]
+            std = ref.std(axis=0)
+            rows = speakers == spk
+            normed[rows] = (x[rows] - ref.mean(axis=0)) / np.where(std > 0, std, 1.0)
+        return np.hstack([x, normed]) if self.choice else normed
+
     def choice_kwargs(self, n_columns: int) -> dict:
         """``fit_model`` arguments that let the inner folds choose a half of ``matrix``."""
         if not self.choice:

@@ -109,8 +109,28 @@ def make_pipeline(
     return Pipeline(steps)
 
 
-def inner_folds(y, groups=None, n_splits: int = 3, random_state: int = 0):
-    """Folds for a search inside one training set: grouped by speaker when speakers are known."""
+def inner_folds(y, groups=None, n_splits: int = 3, random_state: int = 0, sources=None):
+    """Folds for a search inside one training set: grouped by speaker when speakers are known.
+
+    ``sources`` (row -> the row of its source clip; its own for a clip) marks augmented
+    copies: the folds are made over the clips, each training side then gains the copies of
+    its clips, and no copy is ever on a scored side.
+    """
+    if sources is not None:
+        sources = np.asarray(sources)
+        clips = np.flatnonzero(sources == np.arange(len(sources)))
+        folds = inner_folds(
+            np.asarray(y)[clips],
+            None if groups is None else np.asarray(groups)[clips],
+            n_splits,
+            random_state,
+        )
+        out = []
+        for train, test in folds:
+            member = np.zeros(len(sources), dtype=bool)
+            member[clips[train]] = True
+            out.append((np.flatnonzero(member[sources]), clips[test]))
+        return out
     if groups is not None:
         n_groups = len(set(groups))
         if n_groups >= 2:
@@ -119,6 +139,14 @@ def inner_folds(y, groups=None, n_splits: int = 3, random_state: int = 0):
     return list(
         StratifiedKFold(n_splits=n, shuffle=True, random_state=random_state).split(np.zeros(len(y)), y)
     )
+
+
+def copy_origin(sources) -> np.ndarray:
+    """Row keys that survive subsetting (a search's folds): a clip's own row number, or
+    for a copy -1 - its source's row number."""
+    sources = np.asarray(sources)
+    rows = np.arange(len(sources))
+    return np.where(sources == rows, rows, -1 - sources)
 
 
 def fit_model(
@@ -136,6 +164,7 @@ def fit_model(
     column_groups=None,
     scale: bool = True,
     resample: dict | None = None,
+    sources=None,
 ):
     """Fit ``make_pipeline(kind, params)`` on (x, y).
 
@@ -147,6 +176,7 @@ def fit_model(
     refitted on all of it: a ``GridSearchCV`` is returned (``best_params_`` holds the choice).
     ``scale=False`` drops the StandardScaler step. ``resample`` rebalances the classes of
     every training set the pipeline is fitted on (``serflow.models.resampling``).
+    ``sources`` marks rows that are augmented copies (see ``inner_folds``).
     """
     params = dict(params or {})
     grid = dict(grid or {})
@@ -164,6 +194,8 @@ def fit_model(
     spec = model_kind(kind)
     if spec.fit_groups and groups is not None:
         fit_params["model__groups"] = np.asarray(groups)
+    if spec.fit_groups and sources is not None:
+        fit_params["model__origin"] = copy_origin(sources)
     candidates = [{**params, **dict(zip(grid, values))} for values in itertools.product(*grid.values())]
     row_space = all(spec.row_space(c) for c in candidates or [params])
     pipeline = make_pipeline(
@@ -181,7 +213,7 @@ def fit_model(
         pipeline.set_params(groups__groups=choices[0])
     if not grid and len(choices) < 2:
         return pipeline.fit(x, y, **fit_params)
-    cv = inner_folds(y, groups, inner_splits, random_state)
+    cv = inner_folds(y, groups, inner_splits, random_state, sources)
     # A path search fits the estimator on the transformed rows itself: no resampler between.
     if (
         spec.path is not None

@@ -22,7 +22,7 @@ from serflow.evaluation.protocols import (
     resolve_protocol,
     score,
 )
-from serflow.features.tables import ID_COLUMNS, package_versions
+from serflow.features.tables import ID_COLUMNS, SOURCE_COLUMN, package_versions
 from serflow.models.kinds import chosen_params, feature_importance
 from serflow.models.normalisation import PER_GROUP, Normalisation, standardize
 from serflow.models.pipeline import fit_model
@@ -46,6 +46,13 @@ def load_table(path):
     table.attrs["column_groups"] = meta.get("column_groups", {})
     table.attrs["speakers_estimated"] = bool(meta.get("speakers_estimated"))
     return table, [c for c in table.columns if c not in ID_COLUMNS]
+
+
+def load_copies(path, columns):
+    """An augmented copies table (``serflow.augmentation``): id, source and ``columns``."""
+    import pandas as pd
+
+    return pd.read_parquet(path, columns=["id", SOURCE_COLUMN, *columns])
 
 
 def _column_groups(table, columns) -> list[str] | None:
@@ -89,6 +96,49 @@ def _strata(table):
 
 
 @dataclass
+class Copies:
+    """Augmented copies of a run's labelled clips: their rows (normalised as their sources'
+    clips), labels, and the labelled row each was made from (``source``)."""
+
+    x: np.ndarray
+    y: np.ndarray
+    source: np.ndarray
+
+
+def _copies(norm: Normalisation, table, labelled, y, columns, copies) -> Copies | None:
+    """The copies of ``labelled``'s clips (copies of other clips are dropped)."""
+    import pandas as pd
+
+    if copies is None or not len(copies):
+        return None
+    where = pd.Series(np.arange(len(labelled)), index=labelled["id"].astype(str).to_numpy())
+    source = copies[SOURCE_COLUMN].astype(str).map(where)
+    keep = source.notna().to_numpy()
+    source = source[keep].to_numpy(dtype=int)
+    raw = copies.loc[keep, list(columns)].to_numpy(dtype=np.float64)
+    speakers = labelled["speaker"].astype(str).to_numpy()[source]
+    return Copies(norm.copy_matrix(table, columns, raw, speakers), y[source], source)
+
+
+def with_copies(x, y, groups, copies: Copies | None, rows: np.ndarray):
+    """The training rows ``rows`` (of x, y, groups) then the copies of those clips, and each
+    row's source position in the result (its own for clips): None without copies."""
+    x_rows, y_rows = x[rows], y[rows]
+    g_rows = None if groups is None else groups[rows]
+    if copies is None:
+        return x_rows, y_rows, g_rows, None
+    position = np.full(len(y), -1)
+    position[rows] = np.arange(len(rows))
+    mine = position[copies.source] >= 0
+    sources = np.concatenate([np.arange(len(rows)), position[copies.source[mine]]])
+    x_rows = np.vstack([x_rows, copies.x[mine]])
+    y_rows = np.concatenate([y_rows, copies.y[mine]])
+    if groups is not None:
+        g_rows = np.concatenate([g_rows, groups[copies.source[mine]]])
+    return x_rows, y_rows, g_rows, sources
+
+
+@dataclass
 class RunData:
     """A run's labelled clips, their coding and outer folds: what every fold job shares."""
 
@@ -103,10 +153,15 @@ class RunData:
     evaluation: dict
     model: dict
     column_groups: list[str] | None
+    copies: Copies | None = None
 
 
-def prepare_run(table, columns, model: dict, evaluation: dict | None = None) -> RunData:
-    """The labelled clips, label coding, protocol and outer folds of one run."""
+def prepare_run(table, columns, model: dict, evaluation: dict | None = None, copies=None) -> RunData:
+    """The labelled clips, label coding, protocol and outer folds of one run.
+
+    ``copies`` (``load_copies``): augmented copies of the table's clips, which join the
+    training side of every fold that trains on their source clip (and nothing else).
+    """
     ev = {**EVALUATION_DEFAULTS, **(evaluation or {})}
     norm = Normalisation.for_run(model, table)
     x_all = norm.matrix(table, columns)
@@ -135,18 +190,20 @@ def prepare_run(table, columns, model: dict, evaluation: dict | None = None) -> 
     )
     return RunData(
         labelled, x_all[has_label], y, labels, groups, protocol, folds, norm, ev, model,
-        _column_groups(table, columns),
+        _column_groups(table, columns), _copies(norm, table, labelled, y, columns, copies),
     )  # fmt: skip
 
 
 def _fit_fold(run: RunData, k: int, threads: int):
     """(class probabilities of fold ``k``'s test clips, the parameters its search chose,
-    training clips per label before and after resampling or None without a resampler)."""
+    training clips per label before and after augmentation and resampling, or None without
+    either). Only copies of the fold's training clips join its training side."""
     train, test = run.folds[k]
-    present, local = np.unique(run.y[train], return_inverse=True)
+    x_train, y_train, g_train, sources = with_copies(run.x, run.y, run.groups, run.copies, train)
+    present, local = np.unique(y_train, return_inverse=True)
     # The model's own thread count wherever the fold runs (this process or a worker), so
     # that parallel and sequential runs compute the same numbers, bit for bit.
-    x_train, x_test = run.norm.fold_sides(run.x[train], run.x[test])
+    x_train, x_test = run.norm.fold_sides(x_train, run.x[test])
     kwargs = {"column_groups": run.column_groups, **_model_kwargs(run.model)}
     kwargs.update(run.norm.choice_kwargs(x_train.shape[1] // 2))
     with threadpool_limits(limits=threads):
@@ -154,29 +211,34 @@ def _fit_fold(run: RunData, k: int, threads: int):
             run.model["kind"],
             x_train,
             local,
-            None if run.groups is None else run.groups[train],
+            g_train,
             threads=threads,
             random_state=run.evaluation["random_state"],
             inner_splits=run.evaluation["inner_splits"],
+            sources=sources,
             **kwargs,
         )
         proba = np.zeros((len(test), len(run.labels)))
         proba[:, present] = fitted.predict_proba(x_test)
-    counts = resampled_counts(fitted, local, present, run.labels)
+    counts = training_counts(fitted, local, present, run.labels, len(train), run.copies is not None)
     return proba, chosen_params(fitted, run.model["kind"]), counts
 
 
-def resampled_counts(fitted, y, present, labels) -> dict | None:
-    """{before, after}: label -> training clips, where the fitted model resampled its training set."""
+def training_counts(fitted, y, present, labels, n_clips: int, augmented: bool = False) -> dict | None:
+    """{before, after[, copies]}: label -> training clips, where copies may join the training
+    set (``augmented``: the rows of ``y`` past ``n_clips``) or the fitted model resampled it;
+    else None."""
     sampler = fitted_resampler(fitted)
-    if sampler is None:
+    if sampler is None and not augmented:
         return None
-    before = np.bincount(y, minlength=len(present))
-    after = counts_after(sampler, before)
-    return {
-        "before": {labels[c]: int(n) for c, n in zip(present, before)},
-        "after": {labels[c]: int(n) for c, n in zip(present, after)},
-    }
+    as_labels = lambda counts: {labels[c]: int(n) for c, n in zip(present, counts)}  # noqa: E731
+    before = np.bincount(y[:n_clips], minlength=len(present))
+    given = np.bincount(y, minlength=len(present))
+    after = given if sampler is None else counts_after(sampler, given)
+    out = {"before": as_labels(before), "after": as_labels(after)}
+    if augmented:
+        out["copies"] = as_labels(given - before)
+    return out
 
 
 def fit_folds(run: RunData, which=None, workers: int = 1, model_threads: int = 1) -> dict:
@@ -260,6 +322,7 @@ def gather_run(run: RunData, results: dict, n_features: int):
             **_model_kwargs(run.model),
             "speaker_norm": bool(run.model.get("speaker_norm", False)),
             **({"domain_norm": True} if run.model.get("domain_norm") else {}),
+            **({"augment": run.model["augment"]} if run.model.get("augment") else {}),
         },
         # Neither the metric that picks the best run nor the interval settings shape a fit.
         "evaluation": {k: v for k, v in ev.items() if k not in SCORING_KEYS},
@@ -322,12 +385,15 @@ def _per_speaker(y, pred, groups) -> dict:
     return out
 
 
-def fit_final(table, columns, model: dict, evaluation: dict | None = None, threads: int = 1, info=None):
+def fit_final(
+    table, columns, model: dict, evaluation: dict | None = None, threads: int = 1, info=None, copies=None
+):
     """Refit ``model`` on all labelled training clips; return (bundle, test predictions).
 
     The bundle (saved with joblib) holds the fitted model, its ``Normalisation``, the
     feature names, the label coding and package versions; test predictions cover the
     unlabelled clips. With the ``dataset_split`` protocol only the train split is used.
+    ``copies`` (``load_copies``): augmented copies; those of the training clips join them.
     """
     ev = {**EVALUATION_DEFAULTS, **(evaluation or {})}
     norm = Normalisation.for_run(model, table)
@@ -339,16 +405,22 @@ def fit_final(table, columns, model: dict, evaluation: dict | None = None, threa
     unlabelled = table["label"].isna().to_numpy()
     labels = sorted(train["label"].astype(str).unique())
     y = train["label"].astype(str).map({lab: i for i, lab in enumerate(labels)}).to_numpy()
+    extra = _copies(norm, table, train.reset_index(drop=True), y, columns, copies)
+    x_train, y_fit, groups, sources = with_copies(
+        x_all[is_train], y, _speakers(train), extra, np.arange(len(train))
+    )
     fit = functools.partial(
         fit_model,
         model["kind"],
-        y=y,
-        groups=_speakers(train),
+        y=y_fit,
+        groups=groups,
         threads=threads,
         random_state=ev["random_state"],
         inner_splits=ev["inner_splits"],
+        sources=sources,
     )
-    x_train = standardize(x_all[is_train]) if norm.domain else x_all[is_train]
+    if norm.domain:
+        x_train = standardize(x_train)
     per_group = None
     if norm.choice:
         # The inner folds choose between the halves, as in each training fold; the saved
@@ -363,7 +435,7 @@ def fit_final(table, columns, model: dict, evaluation: dict | None = None, threa
         x_test, _ = norm.per_domain(x_test, min_clips=1)
     with threadpool_limits(limits=threads):  # the same numbers whatever the job's thread count
         fitted = fit(x_train, column_groups=_column_groups(table, columns), **_model_kwargs(model))
-    resampled = resampled_counts(fitted, y, np.arange(len(labels)), labels)
+    counts = training_counts(fitted, y_fit, np.arange(len(labels)), labels, len(train), extra is not None)
     bundle = {
         "model": fitted,
         "labels": labels,
@@ -371,7 +443,8 @@ def fit_final(table, columns, model: dict, evaluation: dict | None = None, threa
         "training": {
             "n_clips": len(train),
             "clips_per_label": {lab: int(n) for lab, n in zip(labels, np.bincount(y, minlength=len(labels)))},
-            **({"clips_per_label_resampled": resampled["after"]} if resampled else {}),
+            **({"clips_per_label_fitted": counts["after"]} if counts else {}),
+            **({"copies_per_label": counts["copies"]} if counts and "copies" in counts else {}),
             "n_speakers": None if train["speaker"].isna().any() else int(train["speaker"].nunique()),
             "speakers": speaker_source(train),
         },

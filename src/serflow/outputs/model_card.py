@@ -29,21 +29,79 @@ def _new_clips(norm: Normalisation) -> str:
     return ("; then ".join(parts) or "none") + "."
 
 
-def _per_label_table(per_label: dict, resampled: dict | None, resample: dict | None) -> list[str]:
-    if not resampled:
+def _per_label_table(per_label: dict, training: dict, model: dict) -> list[str]:
+    # (bundles before augmentation existed name the resampled counts clips_per_label_resampled)
+    after = training.get("clips_per_label_fitted") or training.get("clips_per_label_resampled")
+    if not after:
         return ["| label | clips |", "|---|---|", *(f"| {lab} | {n} |" for lab, n in per_label.items())]
+    copies = training.get("copies_per_label") or {}
+    how = []
+    if model.get("augment"):
+        aug = model["augment"]
+        names = ", ".join(t["name"] for t in aug["transforms"])
+        how.append(
+            f"{sum(copies.values())} augmented copies (`{aug['name']}`: {names}) of training clips added"
+        )
+    if model.get("resample"):
+        how.append(f"resampled with `{model['resample']['method']}` (imbalanced-learn)")
+    text = "; then ".join(how)
+    levers = " and ".join(
+        n for n, k in (("augmentation", "augment"), ("resampling", "resample")) if model.get(k)
+    )
     return [
-        f"Resampled with `{resample['method']}` (imbalanced-learn) before fitting; the clips scored"
-        " were never resampled.",
+        f"{text[0].upper()}{text[1:]} before fitting; the clips scored were never augmented or resampled.",
         "",
-        "| label | clips | after resampling |",
+        f"| label | clips | after {levers} |",
         "|---|---|---|",
-        *(f"| {lab} | {n} | {resampled.get(lab, n)} |" for lab, n in per_label.items()),
+        *(f"| {lab} | {n} | {after.get(lab, n)} |" for lab, n in per_label.items()),
     ]
+
+
+def fusion_card(bundle: dict, metrics: dict) -> str:
+    """The model card of a fusion run: what it combines and how, and its scores."""
+    spec, labels = bundle["fusion"], bundle["labels"]
+    run, dataset = metrics.get("run", "?"), metrics.get("dataset", bundle.get("dataset", "?"))
+    chosen = bundle.get("chosen_params") or {}
+    weights = chosen.get("weights")
+    how = {
+        "mean": "the mean of their class probabilities",
+        "weighted": "their class probabilities averaged, weighted by each run's UAR on the training folds",
+        "stacked": "a logistic regression (balanced class weights) on their class probabilities side by side",
+    }[spec["method"]]
+    lines = [
+        f"# Model card: {dataset} / {run}",
+        "",
+        "## Model",
+        f"- Late fusion of {len(spec['runs'])} runs of `{dataset}`: {how}.",
+        *(
+            f"- `{r}`" + (f": weight {w:.3f}" if weights else "") + f" (its card: `../{r}/model_card.md`)"
+            for r, w in zip(spec["runs"], weights or [None] * len(spec["runs"]))
+        ),
+        "- In cross-validation each fold's combiner was fitted on the training folds' clips only"
+        " (their out-of-fold probabilities); the saved one on every clip's, applied to the runs'"
+        " refitted models.",
+        "- Probability columns, in order: " + ", ".join(f"`proba_{lab}`" for lab in labels) + ".",
+        "- New clips are normalised as each fused run normalises them; `serflow predict` reads the runs'"
+        " models from the sibling run folders.",
+        "",
+        "## Evaluation",
+        f"- Protocol `{metrics['protocol']}`, {metrics['n_folds']} folds: {TRUST[trust(metrics)][1]}.",
+        f"- UAR {_interval(metrics, 'uar')}, accuracy {_interval(metrics, 'accuracy')}, "
+        f"macro-F1 {metrics['macro_f1']:.3f} (95% bootstrap intervals over clips).",
+        "",
+        "## Package versions",
+        *(f"- {k} {v}" for k, v in sorted((bundle.get("versions") or {}).items())),
+        "",
+        "## Limits",
+        f"- Those of the runs it combines: trained on `{dataset}` alone, knowing only {', '.join(labels)}.",
+    ]
+    return "\n".join(lines) + "\n"
 
 
 def model_card(bundle: dict, metrics: dict) -> str:
     """Markdown text of a run's model card from its saved bundle and its ``metrics.json``."""
+    if bundle.get("kind") == "fusion":
+        return fusion_card(bundle, metrics)
     training = bundle.get("training", {})
     labels = bundle["labels"]
     run, dataset = metrics.get("run", "?"), metrics.get("dataset", bundle.get("dataset", "?"))
@@ -69,9 +127,7 @@ def model_card(bundle: dict, metrics: dict) -> str:
             else f"{speakers} speakers."
         ),
         "",
-        *_per_label_table(
-            per_label, training.get("clips_per_label_resampled"), metrics["model"].get("resample")
-        ),
+        *_per_label_table(per_label, training, metrics["model"]),
         "",
         "## Evaluation",
         f"- Protocol `{metrics['protocol']}`, {metrics['n_folds']} folds: {held}.",

@@ -81,3 +81,21 @@ def audio_data_uri(y: np.ndarray, sample_rate: int, max_seconds: float = 10.0) -
     buf = io.BytesIO()
     sf.write(buf, y[: int(max_seconds * sample_rate)], sample_rate, format="WAV", subtype="PCM_16")
     return "data:audio/wav;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def critical_difference(ranking: dict) -> str:
+    """Demšar's critical-difference diagram of a ``serflow.evaluation.ranking.rank_runs``
+    result (``scikit_posthocs.critical_difference_diagram``): average ranks on an axis,
+    runs the Nemenyi test cannot tell apart joined by a bar."""
+    import pandas as pd
+    from scikit_posthocs import critical_difference_diagram
+
+    runs = ranking["runs"]
+    names = {r: _plain(r) for r in runs}
+    ranks = pd.Series({names[r]: ranking["average_rank"][r] for r in runs})
+    p = pd.DataFrame(ranking["nemenyi_p"]).loc[runs, runs].rename(index=names, columns=names)
+    fig, ax = _figure(7.0, 0.9 + 0.22 * len(runs))
+    critical_difference_diagram(ranks, p, alpha=ranking["alpha"], ax=ax)
+    n, cd = ranking["friedman"]["n_datasets"], ranking["critical_difference"]
+    ax.set_title(f"average rank over {n} datasets (1 = best); Nemenyi CD {cd:.2f}", fontsize=9)
+    return _data_uri(fig)

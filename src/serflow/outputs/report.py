@@ -100,6 +100,7 @@ def run_rows(
                 "n_folds": m["n_folds"],
                 "speaker_norm": normalisation(m),
                 "resample": (m["model"].get("resample") or {}).get("method"),
+                "augment": (m["model"].get("augment") or {}).get("name"),
                 "speakers": m.get("speakers", "given"),
                 "n_labels": len(m["labels"]),
                 "trust": trust(m),
@@ -383,8 +384,28 @@ def render_report(datasets: list[dict], provenance: dict | None = None, title: s
     )
     prov = {"config": "", "versions": {}, "extractor": {}, **(provenance or {})}
     return env.get_template("report.html.j2").render(
-        title=title, datasets=datasets, overview=overview(datasets), provenance=prov
+        title=title,
+        datasets=datasets,
+        overview=overview(datasets),
+        ranking=across_datasets(datasets),
+        provenance=prov,
     )
+
+
+def across_datasets(datasets: list[dict]) -> dict | None:
+    """The runs every dataset shares, ranked over the datasets (``rank_runs``) by their
+    common metric (UAR where the datasets' metrics differ), with the critical-difference
+    diagram; None with fewer than two datasets or three shared runs."""
+    from serflow.evaluation.ranking import rank_runs
+    from serflow.outputs.plots import critical_difference
+
+    metrics = {ds["metric"] for ds in datasets}
+    metric = metrics.pop() if len(metrics) == 1 else "uar"
+    scores = {ds["name"]: {r["run"]: r[metric] for r in ds["runs"]} for ds in datasets if ds["runs"]}
+    ranking = rank_runs(scores) if len(scores) > 1 else None
+    if ranking is None:
+        return None
+    return {**ranking, "metric": metric, "plot": critical_difference(ranking)}
 
 
 def overview(datasets: list[dict]) -> list[dict]:
