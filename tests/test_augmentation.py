@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import run_snakemake, tone
+from conftest import tone
 
 from serflow.augmentation import Augmentation, list_copies, make_transform
 from serflow.models.pipeline import fit_model, inner_folds
@@ -274,54 +274,48 @@ def test_early_stopping_holds_out_clips_only_and_copies_follow_their_clip():
     assert list(plain_held) == list(held)  # the same clips held out as without copies
 
 
-@pytest.mark.slow
-def test_an_augmented_run_in_the_workflow_report_and_model_card(tmp_path, browser):
-    config = {
-        "datasets": [{"name": "demo", "adapter": "demo", "n_train": 40, "n_test": 6, "seed": 4}],
-        "feature_tables": ["prosody"],
-        "augmentations": {
-            "sad_noise": {
-                "classes": ["sad"],
-                "clips": 5,
-                "copies": 2,
-                "transforms": [
-                    {"name": "noise", "snr_db": [10, 20]},
-                    {"name": "fade", "in_s": 0.1, "out_s": 0.1},
-                ],
-            }
-        },
-        "models": {"lr": {"kind": "logreg"}, "lr_aug": {"kind": "logreg", "augment": "sad_noise"}},
-        "runs": [{"feature_sets": ["prosody"], "models": ["lr", "lr_aug"]}],
-        "evaluation": {"n_bootstrap": 50},
-    }
-    run_snakemake(tmp_path, config)
-    listed = pd.read_parquet(tmp_path / "results/demo/augmented/sad_noise/copies.parquet")
+AUGMENTED_CONFIG = {
+    "datasets": [{"name": "demo", "adapter": "demo", "n_train": 40, "n_test": 6, "seed": 4}],
+    "feature_tables": ["prosody"],
+    "augmentations": {
+        "sad_noise": {
+            "classes": ["sad"],
+            "clips": 5,
+            "copies": 2,
+            "transforms": [
+                {"name": "noise", "snr_db": [10, 20]},
+                {"name": "fade", "in_s": 0.1, "out_s": 0.1},
+            ],
+        }
+    },
+    "models": {"lr": {"kind": "logreg"}, "lr_aug": {"kind": "logreg", "augment": "sad_noise"}},
+    "runs": [{"feature_sets": ["prosody"], "models": ["lr", "lr_aug"]}],
+    "fusions": {"both": {"runs": ["prosody-lr", "prosody-lr_aug"], "method": "stacked"}},
+    "evaluation": {"n_bootstrap": 50},
+}
+
+
+def check_augmented_run(workdir, browser):
+    """The augmented run of a finished workflow with ``AUGMENTED_CONFIG``'s augmentation
+    (tests/test_resampling.py runs it, with a resampled run and a fusion beside)."""
+    listed = pd.read_parquet(workdir / "results/demo/augmented/sad_noise/copies.parquet")
     assert len(listed) == 10 and set(listed["label"]) == {"sad"} and listed["source"].nunique() == 5
-    table = pd.read_parquet(tmp_path / "results/demo/augmented/sad_noise/tables/prosody.parquet")
+    table = pd.read_parquet(workdir / "results/demo/augmented/sad_noise/tables/prosody.parquet")
     assert sorted(table["id"]) == sorted(listed["id"])
-    clips = pd.read_parquet(tmp_path / "results/demo/features/prosody.parquet").set_index("id")
+    clips = pd.read_parquet(workdir / "results/demo/features/prosody.parquet").set_index("id")
     assert not np.allclose(table["f0_mean"], clips.loc[table["source"], "f0_mean"])  # transformed audio
-    run = tmp_path / "results/demo/runs/prosody-lr_aug"
+    run = workdir / "results/demo/runs/prosody-lr_aug"
     metrics = json.loads((run / "metrics.json").read_text())
     speaker_of = listed.set_index("id")["speaker"]
-    for fold in metrics["folds"]:
-        copies = fold["train_per_label"]["copies"]["sad"]
-        assert copies == int(
+    for fold in metrics["folds"]:  # only the copies of training speakers' clips
+        assert fold["train_per_label"]["copies"]["sad"] == int(
             (~speaker_of.isin(fold["test_speakers"])).sum()
-        )  # only training speakers' copies
+        )
     predictions = pd.read_parquet(run / "predictions.parquet")
     assert len(predictions) == 40 and not predictions["id"].str.contains("~").any()
     card = (run / "model_card.md").read_text()
     assert "10 augmented copies (`sad_noise`: noise, fade)" in card and "| after augmentation |" in card
-    # copies and runs recomputed from nothing (another workdir, its own cache): the same metrics
-    (tmp_path / "again").mkdir()
-    run_snakemake(tmp_path / "again", config)
-    assert (tmp_path / "again/results/demo/runs/prosody-lr_aug/metrics.json").read_bytes() == (
-        run / "metrics.json"
-    ).read_bytes()
-    browser.get((tmp_path / "results/report.html").as_uri())
-    tags = browser.find_elements("css selector", "span.lever")
-    assert [t.text for t in tags] == ["sad_noise"]
+    browser.get((workdir / "results/report.html").as_uri())
     details = browser.find_element("id", "run-demo-prosody-lr_aug")
     details.find_element("tag name", "summary").click()
     text = details.text

@@ -6,7 +6,7 @@ import subprocess
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import PROBA_ATOL, SNAKEMAKE, run_snakemake
+from conftest import PROBA_ATOL, SNAKEMAKE
 from sklearn.linear_model import LogisticRegression
 
 from serflow.models.fusion import final_combiner, fuse_runs
@@ -128,52 +128,27 @@ def test_the_plan_adds_fusion_runs_and_names_what_is_missing():
         build_plan(config(models=models, runs=runs, feature_sets={"fusion": ["prosody"]}))
 
 
-@pytest.mark.slow
-def test_fusion_runs_in_the_workflow_submissions_and_predict(tmp_path):
-    config = {
-        "datasets": [{"name": "demo", "adapter": "demo", "n_train": 40, "n_test": 6, "seed": 4}],
-        "feature_tables": ["prosody", "mfcc"],
-        "models": {
-            "lr": {"kind": "logreg", "params": {"C": 0.1}},
-            "svc": {"kind": "svc", "params": {"C": 10.0}},
-        },
-        "runs": [{"feature_sets": ["prosody", "mfcc"], "models": ["lr", "svc"]}],
-        "fusions": {
-            "mean2": {"runs": ["prosody-lr", "mfcc-svc"]},
-            "stack2": {"runs": ["prosody-lr", "mfcc-svc"], "method": "stacked"},
-        },
-        "evaluation": {"n_bootstrap": 50},
-    }
-    run_snakemake(tmp_path, config)
-    runs = tmp_path / "results/demo/runs"
-    metrics = {
-        r: json.loads((runs / r / "metrics.json").read_text())
-        for r in ("prosody-lr", "fusion-mean2", "fusion-stack2")
-    }
-    assert metrics["fusion-mean2"]["model"]["runs"] == ["prosody-lr", "mfcc-svc"]
-    assert metrics["fusion-mean2"]["n_clips"] == metrics["prosody-lr"]["n_clips"] == 40
-    mean = pd.read_parquet(runs / "fusion-mean2/predictions.parquet")
-    a, b = (
-        pd.read_parquet(runs / r / "predictions.parquet").set_index("id").loc[mean["id"]]
-        for r in ("prosody-lr", "mfcc-svc")
-    )
-    np.testing.assert_allclose(proba(mean), (proba(a) + proba(b)) / 2, atol=1e-12)
-    comparison = json.loads((tmp_path / "results/demo/comparison.json").read_text())
-    assert "fusion-stack2" in comparison["runs"] or comparison["best"] == "fusion-stack2"
-    submission = pd.read_csv(tmp_path / "results/demo/submissions/fusion-stack2.csv")
-    assert len(submission) == 6
-    card = (runs / "fusion-stack2/model_card.md").read_text()
-    assert "Late fusion of 2 runs of `demo`: a logistic regression" in card
-    out = tmp_path / "predicted.csv"
-    corpus = tmp_path / "results/demo/corpus/test.csv"
+def check_fusion_run(workdir, name, runs):
+    """A stacked fusion run of the demo corpus in a finished workflow: its metrics, comparison,
+    submission, card, and serflow predict giving its test predictions (called by
+    tests/test_augmentation.py, whose workflow run holds one)."""
+    folder = workdir / "results/demo/runs"
+    fused = json.loads((folder / f"fusion-{name}/metrics.json").read_text())
+    assert fused["model"]["runs"] == runs and fused["model"]["method"] == "stacked"
+    assert fused["n_clips"] == json.loads((folder / runs[0] / "metrics.json").read_text())["n_clips"]
+    assert len(fused["folds"]) == fused["n_folds"] and fused["folds"][0]["params"] == {"method": "stacked"}
+    comparison = json.loads((workdir / "results/demo/comparison.json").read_text())
+    assert f"fusion-{name}" in comparison["runs"]
+    assert len(pd.read_csv(workdir / f"results/demo/submissions/fusion-{name}.csv")) == 6
+    card = (folder / f"fusion-{name}/model_card.md").read_text()
+    assert f"Late fusion of {len(runs)} runs of `demo`: a logistic regression" in card
+    out = workdir / "predicted.csv"
     serflow = str(SNAKEMAKE).replace("snakemake", "serflow")
-    proc = subprocess.run(
-        [serflow, "predict", str(runs / "fusion-stack2"), str(corpus), "-o", str(out)],
-        capture_output=True,
-        text=True,
-    )
+    corpus = workdir / "results/demo/corpus/test.csv"
+    cmd = [serflow, "predict", str(folder / f"fusion-{name}"), str(corpus), "-o", str(out)]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     predicted = pd.read_csv(out)
-    test = pd.read_parquet(runs / "fusion-stack2/test_predictions.parquet")
+    test = pd.read_parquet(folder / f"fusion-{name}/test_predictions.parquet")
     np.testing.assert_allclose(proba(predicted), proba(test), atol=1e-6)  # float32 features, re-extracted
     assert list(predicted["prediction"]) == list(test["prediction"])

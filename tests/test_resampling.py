@@ -88,17 +88,18 @@ def test_the_plan_refuses_resampling_beside_class_weights_or_for_networks():
 
 
 @pytest.mark.slow
-def test_a_resampled_run_in_the_workflow_report_and_model_card(tmp_path, browser):
-    config = {
-        "datasets": [{"name": "demo", "adapter": "demo", "n_train": 40, "n_test": 6, "seed": 4}],
-        "feature_tables": ["prosody"],
-        "models": {
-            "lr": {"kind": "logreg"},
-            "lr_over": {"kind": "logreg", "resample": {"method": "random_over"}},
-        },
-        "runs": [{"feature_sets": ["prosody"], "models": ["lr", "lr_over"]}],
-        "evaluation": {"n_bootstrap": 50},
+def test_resampled_augmented_and_fused_runs_in_the_workflow_report_and_model_card(tmp_path, browser):
+    """One demo workflow for three levers (a workflow run costs seconds of imports per job):
+    resampling here, augmentation (``check_augmented_run``) and fusion (``check_fusion_run``)."""
+    from test_augmentation import AUGMENTED_CONFIG, check_augmented_run
+    from test_fusion import check_fusion_run
+
+    config = {**AUGMENTED_CONFIG}
+    config["models"] = {
+        **config["models"],
+        "lr_over": {"kind": "logreg", "resample": {"method": "random_over"}},
     }
+    config["runs"] = [{"feature_sets": ["prosody"], "models": ["lr", "lr_over", "lr_aug"]}]
     run_snakemake(tmp_path, config)
     run = tmp_path / "results/demo/runs/prosody-lr_over"
     metrics = json.loads((run / "metrics.json").read_text())
@@ -118,4 +119,6 @@ def test_a_resampled_run_in_the_workflow_report_and_model_card(tmp_path, browser
     label = metrics["labels"][0]
     assert f"{first['before'][label]} → {first['after'][label]}" in text
     tags = browser.find_elements("css selector", "span.lever")
-    assert [t.text for t in tags] == ["random_over"]  # the plain run has none
+    assert sorted(t.text for t in tags) == ["random_over", "sad_noise"]  # the plain and fused runs have none
+    check_augmented_run(tmp_path, browser)
+    check_fusion_run(tmp_path, "both", ["prosody-lr", "prosody-lr_aug"])

@@ -125,6 +125,10 @@ class Plan:
     augmentations: dict = field(default_factory=dict)
     #: The config's ``fusions`` (name -> {runs, method}).
     fusions: dict = field(default_factory=dict)
+    #: ``cross_corpus``: run name -> the datasets it is trained and tested across (two or more).
+    cross_corpus: dict = field(default_factory=dict)
+    #: ``cross_corpus.leave_one_out``: also each corpus against all the others pooled.
+    leave_one_out: bool = True
     _costs: dict = field(default_factory=dict, repr=False)
 
     @property
@@ -298,6 +302,8 @@ def build_plan(config: dict, default_models: dict | None = None) -> Plan:
     names = [d["name"] for d in config["datasets"]]
     if len(set(names)) != len(names):
         raise PlanError("config key 'datasets': names must be unique")
+    if "cross_corpus" in names:
+        raise PlanError("config key 'datasets': the name cross_corpus is kept for results/cross_corpus/")
     datasets = {}
     for ds in config["datasets"]:
         name = ds["name"]
@@ -368,9 +374,50 @@ def build_plan(config: dict, default_models: dict | None = None) -> Plan:
     training = dict(config.get("training") or {})
     gpus = int(config.get("gpus", 0))
     kwargs = {"training": training, "gpus": gpus, "augmentations": augmentations, "fusions": fusions}
+    if "cross_corpus" in config:
+        kwargs["cross_corpus"] = _cross_corpus(config["cross_corpus"], datasets, models)
+        kwargs["leave_one_out"] = bool(config["cross_corpus"].get("leave_one_out", True))
     if shards == "auto":
         return Plan(datasets, models, AUTO_SHARDS[0], auto_shards=True, **kwargs)
     return Plan(datasets, models, int(shards), **kwargs)
+
+
+def _cross_corpus(config: dict, datasets: dict, models: dict) -> dict:
+    """Run name -> the datasets holding it, for the runs ``cross_corpus`` asks for (default:
+    every feature-set x model run two or more datasets share)."""
+    holders: dict[str, list[str]] = {}
+    for ds in datasets.values():
+        for fs, model in ds.runs:
+            holders.setdefault(f"{fs}-{model}", []).append(ds.name)
+    asked = config.get("runs") or [r for r, where in holders.items() if len(where) > 1]
+    lacking = [r for r in asked if len(holders.get(r, [])) < 2]
+    if lacking or not asked:
+        raise PlanError(
+            "config key 'cross_corpus': "
+            + (
+                f"runs {lacking} are not runs of two or more datasets"
+                if lacking
+                else "no run is shared by two datasets"
+            )
+        )
+    for run in asked:
+        fs, model = run.rsplit("-", 1)
+        if models[model].settings.get("augment"):
+            raise PlanError(
+                f"config key 'cross_corpus': run {run}: a model with augment is not trained across corpora"
+            )
+        where = holders[run]
+        setups = {
+            d: {e: datasets[d].features[e].params() for e in datasets[d].table_extractors(fs)} for d in where
+        }
+        first = where[0]
+        for d in where[1:]:
+            if setups[d] != setups[first]:
+                raise PlanError(
+                    f"config key 'cross_corpus': run {run}: datasets {first} and {d} extract its features"
+                    " with different settings; a model trained on one cannot read the other's"
+                )
+    return {r: holders[r] for r in asked}
 
 
 def _augmentations(config: dict) -> dict:

@@ -1,3 +1,4 @@
+import math
 import os
 import sys
 
@@ -156,6 +157,17 @@ def fold_blocks(wildcards):
     )
 
 
+def cross_corpus_files(wildcards, name):
+    """A file of each dataset a cross-corpus run spans: its table, or the run's ``name``."""
+    run = f"{wildcards.feature_set}-{wildcards.model}"
+    if name == "table":
+        return [
+            f"results/{d}/features/{wildcards.feature_set}.parquet"
+            for d in PLAN.cross_corpus[run]
+        ]
+    return [f"results/{d}/runs/{run}/{name}" for d in PLAN.cross_corpus[run]]
+
+
 def fusion_files(wildcards, name):
     """A file of each run a fusion combines."""
     return expand(
@@ -307,9 +319,12 @@ def report_files(name):
 def report_inputs(wildcards):
     """Every file of ``report_files`` (the script reads them through ``report_datasets``)."""
     return {
-        f"{name}_{key}": files
-        for name in DATASETS
-        for key, files in report_files(name).items()
+        **{
+            f"{name}_{key}": files
+            for name in DATASETS
+            for key, files in report_files(name).items()
+        },
+        "cross_corpus": cross_corpus_outputs(),
     }
 
 
@@ -363,5 +378,10 @@ def all_outputs():
     return (
         tables
         + expand("results/{dataset}/rejected.csv", dataset=DATASETS)
+        + cross_corpus_outputs()
         + [config["report"]]
     )
+
+
+def cross_corpus_outputs():
+    return [f"results/cross_corpus/{run}.json" for run in PLAN.cross_corpus]

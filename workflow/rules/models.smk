@@ -162,6 +162,44 @@ rule compare:
         "../scripts/compare.py"
 
 
+# cross_corpus: a run trained on each dataset holding it and tested on the others (a
+# model per training corpus, fitted as the run's refit; the diagonal is each dataset's own
+# cross-validation).
+rule cross_corpus:
+    input:
+        tables=lambda wc: cross_corpus_files(wc, "table"),
+        metrics=lambda wc: cross_corpus_files(wc, "metrics.json"),
+    output:
+        report(
+            "results/cross_corpus/{feature_set}-{model}.json",
+            category="Runs",
+            subcategory="cross-corpus",
+            caption="../report/cross_corpus.rst",
+        ),
+    log:
+        "logs/cross_corpus/{feature_set}-{model}.log",
+    benchmark:
+        "benchmarks/cross_corpus/{feature_set}-{model}.tsv"
+    conda:
+        "../envs/serflow.yaml"
+    threads: lambda wc: PLAN.models[wc.model].threads
+    resources:
+        mem_mb=lambda wc, input: 1000 + 20 * math.ceil(input.size_mb),
+        runtime=60,
+    params:
+        datasets=lambda wc: PLAN.cross_corpus[f"{wc.feature_set}-{wc.model}"],
+        model=model_config,
+        evaluation=lambda wc: DATASETS[
+            PLAN.cross_corpus[f"{wc.feature_set}-{wc.model}"][0]
+        ].fit_evaluation,
+        n_bootstrap=lambda wc: DATASETS[
+            PLAN.cross_corpus[f"{wc.feature_set}-{wc.model}"][0]
+        ].evaluation["n_bootstrap"],
+        leave_one_out=PLAN.leave_one_out,
+    script:
+        "../scripts/cross_corpus.py"
+
+
 rule submissions:
     input:
         unpack(submission_inputs),

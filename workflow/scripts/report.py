@@ -2,6 +2,8 @@ from serflow.runtime import start_job
 
 log = start_job(snakemake.log[0], snakemake.threads)
 
+import json
+
 from serflow.features.tables import package_versions
 from serflow.models.training import MODEL_PACKAGES
 from serflow.outputs.report import config_text, dataset_section, extractor_table, render_report
@@ -28,6 +30,7 @@ provenance = {
         snakemake.params.extractors, {n: i["extractors"] for n, i in snakemake.params.datasets.items()}
     ),
 }
+cross = [json.loads(open(p, encoding="utf-8").read()) for p in snakemake.input.cross_corpus]
 with open(out, "w", encoding="utf-8") as f:
-    f.write(render_report(sections, provenance))
+    f.write(render_report(sections, provenance, cross_corpus=cross))
 log.info("report written to %s", out)

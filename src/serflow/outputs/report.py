@@ -369,11 +369,13 @@ def config_text(config: dict) -> str:
     return yaml.dump(dict(config), Dumper=Dumper, sort_keys=False, allow_unicode=True)
 
 
-def render_report(datasets: list[dict], provenance: dict | None = None, title: str = "serflow report") -> str:
+def render_report(
+    datasets: list[dict], provenance: dict | None = None, title: str = "serflow report", cross_corpus=()
+) -> str:
     """The report's HTML; ``datasets`` as returned by ``dataset_section``.
 
     ``provenance``: config (YAML text), versions (package -> version), extractor
-    parameters.
+    parameters. ``cross_corpus``: the results of cross-corpus runs (``results/cross_corpus/*.json``).
     """
     env = jinja2.Environment(
         loader=jinja2.PackageLoader("serflow", "templates"),
@@ -388,6 +390,7 @@ def render_report(datasets: list[dict], provenance: dict | None = None, title: s
         datasets=datasets,
         overview=overview(datasets),
         ranking=across_datasets(datasets),
+        cross_corpus=list(cross_corpus),
         provenance=prov,
     )
 

@@ -1,0 +1,140 @@
+"""Cross-corpus evaluation: a run trained on one corpus (or several pooled) and tested on another.
+
+Labels are those after each dataset's ``label_map``; a pair keeps the labels both corpora
+have, and the clips of other labels are dropped (and counted). The model is fitted as the
+run's final refit (``training.fit_final``: scaling, class weights, the grid's inner folds)
+on the training corpus, then predicts the test corpus's labelled clips as ``serflow
+predict`` would: speaker normalisation per speaker of the test corpus, test-domain
+normalisation over the test corpus. The diagonal is each corpus's own cross-validated score.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def check_columns(tables: dict) -> list[str]:
+    """The feature columns every table shares in the same order, or ValueError naming the first difference."""
+    from serflow.features.tables import ID_COLUMNS
+
+    names = list(tables)
+    first = [c for c in tables[names[0]].columns if c not in ID_COLUMNS]
+    for name in names[1:]:
+        other = [c for c in tables[name].columns if c not in ID_COLUMNS]
+        if other != first:
+            diff = sorted(set(first) ^ set(other))[:3] or ["(the same columns in another order)"]
+            raise ValueError(
+                f"datasets {names[0]} and {name} have different feature columns (e.g. {', '.join(diff)}):"
+                " cross-corpus runs need the same extractor settings on both"
+            )
+    return first
+
+
+def _labelled(table, labels):
+    keep = table["label"].notna() & table["label"].astype(str).isin(labels)
+    return table[keep].reset_index(drop=True)
+
+
+def pooled(tables: dict):
+    """Several corpora as one table; ids and speakers prefixed with the dataset's name."""
+    import pandas as pd
+
+    parts = []
+    for name, t in tables.items():
+        t = t.copy()
+        t["id"] = name + "/" + t["id"].astype(str)
+        t["speaker"] = t["speaker"].map(lambda s, n=name: None if s is None or s != s else f"{n}/{s}")
+        parts.append(t)
+    return pd.concat(parts, ignore_index=True)
+
+
+def train_test(
+    train, test, columns, model: dict, evaluation: dict, n_bootstrap: int, seed: int, threads: int = 1
+):
+    """Scores of ``model`` fitted on ``train``'s labelled clips and tested on ``test``'s, on
+    the labels both have; with the labels and clips each side dropped."""
+    from serflow.evaluation.protocols import score
+    from serflow.models.training import fit_final, predict
+
+    train_labels = set(train["label"].dropna().astype(str))
+    test_labels = set(test["label"].dropna().astype(str))
+    shared = sorted(train_labels & test_labels)
+    if len(shared) < 2:
+        raise ValueError(f"fewer than two labels in common ({shared}): nothing to test")
+    fit_on = _labelled(train, shared)
+    scored = _labelled(test, shared)
+    # A corpus's own split does not apply across corpora: every labelled clip trains
+    fit_on = fit_on.assign(split="train")
+    bundle, _ = fit_final(fit_on, columns, model, evaluation, threads)
+    labels = bundle["labels"]
+    out = predict(bundle, scored)
+    code = {lab: i for i, lab in enumerate(labels)}
+    y = scored["label"].astype(str).map(code).to_numpy()
+    pred = out["prediction"].map(code).to_numpy()
+    scores = score(y, pred, labels, n_boot=n_bootstrap, seed=seed)
+    return {
+        "uar": scores["uar"],
+        "uar_ci95": scores["uar_ci95"],
+        "accuracy": scores["accuracy"],
+        "accuracy_ci95": scores["accuracy_ci95"],
+        "n_train": len(fit_on),
+        "n_test": len(scored),
+        "labels": labels,
+        "dropped_labels": {
+            "train": sorted(train_labels - set(shared)),
+            "test": sorted(test_labels - set(shared)),
+        },
+        "dropped_clips": {
+            "train": int(train["label"].notna().sum() - len(fit_on)),
+            "test": int(test["label"].notna().sum() - len(scored)),
+        },
+        "speaker_norm": bundle["normalisation"].describe(),
+    }
+
+
+def cross_corpus(
+    tables: dict,
+    own: dict,
+    model: dict,
+    evaluation: dict,
+    n_bootstrap: int = 1000,
+    seed: int = 0,
+    leave_one_out: bool = True,
+    threads: int = 1,
+) -> dict:
+    """Every ordered pair of ``tables`` (dataset -> feature table), the diagonal from ``own``
+    (dataset -> the run's metrics.json), and, with three or more corpora and
+    ``leave_one_out``, each corpus tested by a model fitted on all the others pooled."""
+    columns = check_columns(tables)
+    names = list(tables)
+    matrix: dict = {a: {} for a in names}
+    for a in names:
+        for b in names:
+            if a == b:
+                m = own[a]
+                matrix[a][b] = {
+                    "uar": m["uar"],
+                    "uar_ci95": m["uar_ci95"],
+                    "accuracy": m["accuracy"],
+                    "accuracy_ci95": m["accuracy_ci95"],
+                    "n_test": m["n_clips"],
+                    "labels": m["labels"],
+                    "within": m["protocol"],
+                }
+            else:
+                matrix[a][b] = train_test(
+                    tables[a], tables[b], columns, model, evaluation, n_bootstrap, seed, threads
+                )
+    loco = {}
+    if leave_one_out and len(names) >= 3:
+        for b in names:
+            rest = pooled({a: tables[a] for a in names if a != b})
+            loco[b] = train_test(rest, tables[b], columns, model, evaluation, n_bootstrap, seed, threads)
+    return {"datasets": names, "matrix": matrix, "leave_one_out": loco, "n_features": len(columns)}
+
+
+def mean_off_diagonal(result: dict) -> float:
+    """Mean UAR of the train != test cells (a summary for logs and the report)."""
+    names = result["datasets"]
+    cells = [result["matrix"][a][b]["uar"] for a in names for b in names if a != b]
+    return float(np.mean(cells)) if cells else float("nan")

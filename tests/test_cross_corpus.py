@@ -1,0 +1,168 @@
+"""Cross-corpus evaluation: shared labels, normalisation per test corpus, the matrix in the report."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import emodb_subset, run_snakemake, tone, write_wav
+from selenium.webdriver.common.by import By
+from test_ranking import check_ranking_in_report
+
+from serflow.models.cross_corpus import check_columns, cross_corpus, pooled, train_test
+
+MODEL = {"kind": "logreg", "params": {"C": 1.0}}
+EVALUATION = {"random_state": 0, "inner_splits": 3}
+
+
+def corpus(labels, speakers=4, per=8, shift=0.0, seed=0):
+    """A feature table: classes apart along the first columns, each speaker offset by ``shift``."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for s in range(speakers):
+        for k, label in enumerate(labels):
+            for i in range(per):
+                x = rng.normal(size=4) + 2.0 * np.eye(4)[k % 4] + shift * (s + 1)
+                rows.append(
+                    {
+                        "id": f"s{s}_{label}_{i}",
+                        "label": label,
+                        "speaker": f"s{s}",
+                        "split": "train",
+                        **{f"f{j}": x[j] for j in range(4)},
+                    }
+                )
+    t = pd.DataFrame(rows)
+    t.insert(4, "stratum", None)
+    return t, [f"f{j}" for j in range(4)]
+
+
+def test_only_shared_labels_are_trained_and_scored():
+    train, columns = corpus(["anger", "neutral", "sadness", "boredom"])
+    test, _ = corpus(["anger", "neutral", "sadness", "surprise"], seed=1)
+    cell = train_test(train, test, columns, MODEL, EVALUATION, 50, 0)
+    assert cell["labels"] == ["anger", "neutral", "sadness"]
+    assert cell["dropped_labels"] == {"train": ["boredom"], "test": ["surprise"]}
+    assert cell["dropped_clips"] == {"train": 32, "test": 32}
+    assert cell["n_train"] == cell["n_test"] == 96 and cell["uar"] > 0.8
+    with pytest.raises(ValueError, match="fewer than two labels in common"):
+        train_test(train, corpus(["joy", "anger"])[0], columns, MODEL, EVALUATION, 50, 0)
+
+
+def test_speaker_normalisation_applies_per_test_corpus():
+    train, columns = corpus(["anger", "neutral", "sadness"])
+    test, _ = corpus(["anger", "neutral", "sadness"], seed=1)
+    shifted, _ = corpus(["anger", "neutral", "sadness"], seed=1, shift=3.0)  # each test speaker far off
+    spk = {**MODEL, "speaker_norm": True}
+    near, far = (train_test(train, t, columns, spk, EVALUATION, 50, 0) for t in (test, shifted))
+    assert far["uar"] == pytest.approx(
+        near["uar"], abs=1e-12
+    )  # each test speaker standardised on its own clips
+    assert far["speaker_norm"] == "per speaker"
+    plain = train_test(train, shifted, columns, MODEL, EVALUATION, 50, 0)
+    assert plain["uar"] < near["uar"] - 0.2
+
+
+def test_matrix_pooled_training_and_mismatched_columns():
+    tables = {name: corpus(["anger", "neutral", "sadness"], seed=k)[0] for k, name in enumerate("abc")}
+    own = {
+        n: {
+            "uar": 0.9,
+            "uar_ci95": [0.8, 1.0],
+            "accuracy": 0.9,
+            "accuracy_ci95": [0.8, 1.0],
+            "n_clips": 96,
+            "labels": ["anger", "neutral", "sadness"],
+            "protocol": "loso",
+        }
+        for n in tables
+    }
+    out = cross_corpus(tables, own, MODEL, EVALUATION, n_bootstrap=50)
+    assert out["matrix"]["a"]["a"]["within"] == "loso" and out["matrix"]["a"]["a"]["uar"] == 0.9
+    assert set(out["leave_one_out"]) == {"a", "b", "c"} and out["leave_one_out"]["a"]["n_train"] == 192
+    both = pooled({"a": tables["a"], "b": tables["b"]})
+    assert both["id"].is_unique and set(both["speaker"].str[:2]) == {"a/", "b/"}
+    assert cross_corpus(dict(list(tables.items())[:2]), own, MODEL, EVALUATION, 50)["leave_one_out"] == {}
+    other = tables["b"].rename(columns={"f3": "g3"})
+    with pytest.raises(ValueError, match="datasets a and b have different feature columns"):
+        check_columns({"a": tables["a"], "b": other})
+
+
+def test_the_plan_pairs_runs_datasets_share():
+    from test_plan import config
+
+    from serflow.plan import PlanError, build_plan
+
+    two = [
+        {"name": "d1", "adapter": "demo", "n_train": 40, "n_test": 0},
+        {
+            "name": "d2",
+            "adapter": "demo",
+            "n_train": 40,
+            "n_test": 0,
+            "runs": [{"feature_sets": ["prosody"], "models": ["lr"]}],
+        },
+    ]
+    models = {"lr": {"kind": "logreg"}, "svc": {"kind": "svc"}}
+    runs = [{"feature_sets": ["prosody"], "models": ["lr", "svc"]}]
+    plan = build_plan(config(datasets=two, models=models, runs=runs, cross_corpus={}))
+    assert plan.cross_corpus == {"prosody-lr": ["d1", "d2"]} and plan.leave_one_out
+    with pytest.raises(PlanError, match=r"runs \['prosody-svc'\] are not runs of two or more datasets"):
+        build_plan(config(datasets=two, models=models, runs=runs, cross_corpus={"runs": ["prosody-svc"]}))
+    other = [two[0], {**two[1], "features": {"sample_rate": 22050}}]
+    with pytest.raises(PlanError, match="extract its features with different settings"):
+        build_plan(config(datasets=other, models=models, runs=runs, cross_corpus={}))
+
+
+@pytest.mark.emodb
+def test_emodb_against_a_corpus_with_other_labels_in_the_report(emodb, tmp_path, browser):
+    """Also the runs ranked across the two datasets (tests/test_ranking.py's check)."""
+    wav = emodb_subset(emodb, tmp_path / "emodb", speakers=("03", "10", "15"))
+    rows = []
+    for s, speaker in enumerate(("x1", "x2")):
+        for k, label in enumerate(("ang", "neu", "sad", "sur")):
+            for i in range(4):
+                path = tmp_path / "other" / f"{speaker}_{label}_{i}.wav"
+                write_wav(path, tone(120.0 + 40 * k + 10 * s + 3 * i, 1.2, amp=0.2 + 0.1 * k))
+                rows.append({"path": str(path), "label": label, "speaker": speaker})
+    pd.DataFrame(rows).to_csv(tmp_path / "other.csv", index=False)
+    config = {
+        "datasets": [
+            {"name": "emodb3", "adapter": "emodb", "root": str(wav)},
+            {
+                "name": "other",
+                "adapter": "csv",
+                "table": str(tmp_path / "other.csv"),
+                "speaker_column": "speaker",
+                "label_map": {"ang": "anger", "neu": "neutral", "sad": "sadness", "sur": "surprise"},
+            },
+        ],
+        "feature_tables": ["prosody"],
+        "models": {
+            "lr_spk": {"kind": "logreg", "params": {"C": 0.1}, "speaker_norm": True},
+            "forest": {"kind": "random_forest", "params": {"n_estimators": 50}},
+            "majority": {"kind": "majority"},
+        },
+        "runs": [{"feature_sets": ["prosody"], "models": ["lr_spk", "forest", "majority"]}],
+        "cross_corpus": {"runs": ["prosody-lr_spk"]},
+        "evaluation": {"n_bootstrap": 50},
+    }
+    run_snakemake(tmp_path, config)
+    result = json.loads((tmp_path / "results/cross_corpus/prosody-lr_spk.json").read_text())
+    cell = result["matrix"]["emodb3"]["other"]
+    assert cell["labels"] == ["anger", "neutral", "sadness"] and cell["dropped_labels"]["test"] == [
+        "surprise"
+    ]
+    assert set(cell["dropped_labels"]["train"]) == {"boredom", "disgust", "fear", "happiness"}
+    assert cell["n_test"] == 24 and cell["dropped_clips"]["test"] == 8
+    own = json.loads((tmp_path / "results/emodb3/runs/prosody-lr_spk/metrics.json").read_text())
+    assert result["matrix"]["emodb3"]["emodb3"]["uar"] == own["uar"]
+    browser.get((tmp_path / "results/report.html").as_uri())
+    table = browser.find_element(By.ID, "cross-corpus-prosody-lr_spk")
+    cells = table.find_elements(By.CSS_SELECTOR, "td")
+    assert len(cells) == 4 and len(table.find_elements(By.CSS_SELECTOR, "td.within")) == 2
+    assert float(cells[1].get_attribute("data-value")) == pytest.approx(cell["uar"], abs=1e-12)
+    section = browser.find_element(By.ID, "cross-corpus").text
+    assert "emodb3 → other: labels anger, neutral, sadness kept; dropped" in section
+    assert "surprise from other (8 clips)" in section
+    check_ranking_in_report(browser, n_runs=3, n_datasets=2)

@@ -1,0 +1,29 @@
+from serflow.runtime import start_job
+
+log = start_job(snakemake.log[0], snakemake.threads)
+
+import json
+
+from serflow.models.cross_corpus import cross_corpus, mean_off_diagonal
+from serflow.models.training import dumps_metrics, load_table
+
+names = snakemake.params.datasets
+tables = {name: load_table(path)[0] for name, path in zip(names, snakemake.input.tables)}
+own = {name: json.loads(open(p, encoding="utf-8").read()) for name, p in zip(names, snakemake.input.metrics)}
+evaluation = snakemake.params.evaluation
+result = cross_corpus(
+    tables,
+    own,
+    snakemake.params.model,
+    evaluation,
+    n_bootstrap=snakemake.params.n_bootstrap,
+    seed=evaluation["random_state"],
+    leave_one_out=snakemake.params.leave_one_out,
+    threads=snakemake.threads,
+)
+result = {"run": f"{snakemake.wildcards.feature_set}-{snakemake.wildcards.model}", **result}
+with open(snakemake.output[0], "w", encoding="utf-8") as f:
+    f.write(dumps_metrics(result))
+log.info(
+    "%s across %s: mean off-diagonal UAR %.3f", result["run"], ", ".join(names), mean_off_diagonal(result)
+)
