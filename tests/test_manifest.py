@@ -24,6 +24,8 @@ def test_emodb_names(tmp_path):
     assert (entries["03a01Fa"].label, entries["03a01Fa"].speaker) == ("happiness", "03")
     assert (entries["16b10Wc"].label, entries["16b10Wc"].speaker) == ("anger", "16")
     assert "SSTTTEV" in entries["readme"].error
+    half = read_entries({"name": "e", "adapter": "emodb", "root": str(tmp_path), "speaker_ids": ["16"]})
+    assert [e.id for e in half] == ["16b10Wc"]  # only the speakers asked for
 
 
 def test_csv_adapter_resolves_relative_paths_and_sniffs_separator(tmp_path):

@@ -225,8 +225,11 @@ def _read_competition(cfg, results="results", root=None):
 
 def _read_emodb(cfg, results="results"):
     entries = []
+    keep = {str(s) for s in cfg["speaker_ids"]} if cfg.get("speaker_ids") else None
     for f in list_audio(cfg["root"], cfg.get("extensions", [".wav"])):
         m = _EMODB_NAME.match(f.stem)
+        if keep is not None and (m is None or m["speaker"] not in keep):
+            continue
         if m is None:
             entries.append(
                 Entry(
@@ -344,7 +347,7 @@ ADAPTERS: dict[str, Adapter] = {
             ),
             generate=_generate_demo,
         ),
-        Adapter("emodb", _read_emodb, ("root", "extensions")),
+        Adapter("emodb", _read_emodb, ("root", "extensions", "speaker_ids")),
         Adapter(
             "csv",
             _read_csv_dataset,
