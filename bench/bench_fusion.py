@@ -1,4 +1,4 @@
-"""Late fusion on EmoDB: handcrafted and d-vector runs fused three ways, LOSO.
+"""Late fusion on EmoDB: handcrafted, d-vector and CNN runs fused three ways, LOSO.
 
     python bench/bench_fusion.py [--workdir /tmp/serflow-bench-fusion] [--cores 2]
 

@@ -67,6 +67,11 @@ def test_tables_join_only_the_extractors_their_groups_need():
     assert ds.table_extractors("mel_frames") == ["frames"]
     assert ds.table_extractors("all") == ["descriptors", "extended", "frames", "signal"]
     assert ds.features.min_samples == 2048  # the signal extractor's onset analysis
+    # padded frames are a network's input: named by their group, not part of all
+    cfg["features"]["frames"]["pad_frames"] = 40
+    ds = build_plan(cfg).datasets["demo"]
+    assert ds.table_extractors("all") == ["descriptors", "extended", "signal"]
+    assert ds.table_extractors("mel_frames") == ["frames"]
 
 
 def test_per_dataset_features_merge_over_the_top_level():

@@ -71,6 +71,11 @@ class Frames(Extractor):
         if self.delta_width < 3 or self.delta_width % 2 == 0:
             raise ValueError("frames: delta_width must be odd and >= 3")
 
+    @property
+    def in_all(self) -> bool:
+        """Pooled frames are functionals like any descriptor; padded ones are a network's input."""
+        return not self.pad_frames
+
     def dims(self) -> dict[str, int]:
         """Stream -> number of dimensions, in matrix order."""
         size = {
