@@ -88,6 +88,47 @@ def test_matrix_pooled_training_and_mismatched_columns():
         check_columns({"a": tables["a"], "b": other})
 
 
+def copies_of(table, columns, label, move=(0.0, 0.0, 0.0, 0.0), n=1):
+    """``n`` augmented copies of each clip of ``label``: its features moved by ``move``."""
+    rows = table[table["label"] == label]
+    parts = []
+    for k in range(n):
+        part = pd.DataFrame({"id": rows["id"] + f"~aug{k}", "source": rows["id"]})
+        for c, step in zip(columns, move):
+            part[c] = rows[c].to_numpy() + step
+        parts.append(part)
+    return pd.concat(parts, ignore_index=True)
+
+
+def test_augmented_copies_train_only_on_the_training_corpus():
+    labels = ["anger", "neutral", "sadness"]
+    tables = {name: corpus(labels, seed=k)[0] for k, name in enumerate("abc")}
+    columns = [f"f{j}" for j in range(4)]
+    # b's anger copies sit on neutral clips and throw off any model trained on them: never
+    # used when b is tested
+    copies = {
+        "a": copies_of(tables["a"], columns, "anger"),
+        "b": copies_of(tables["b"], columns, "anger", move=(-2.0, 2.0, 0.0, 0.0), n=3),
+        "c": copies_of(tables["c"], columns, "sadness"),
+    }
+    own = {n: {"uar": 0.9, "uar_ci95": [0.8, 1.0], "accuracy": 0.9, "accuracy_ci95": [0.8, 1.0],
+               "n_clips": 96, "labels": labels, "protocol": "loso"} for n in tables}  # fmt: skip
+    out = cross_corpus(tables, own, MODEL, EVALUATION, n_bootstrap=50, copies=copies)
+    plain = cross_corpus(tables, own, MODEL, EVALUATION, n_bootstrap=50)
+    assert out["matrix"]["a"]["b"]["n_copies"] == 32 and out["matrix"]["b"]["a"]["n_copies"] == 96
+    assert out["matrix"]["a"]["c"]["n_copies"] == 32 and plain["matrix"]["a"]["b"]["n_copies"] == 0
+    assert out["leave_one_out"]["b"]["n_copies"] == 64  # a's and c's, pooled
+    assert out["leave_one_out"]["a"]["n_copies"] == 128
+    for test in "ac":  # the models tested on a and c never saw b's far-off copies ...
+        assert out["matrix"]["a"][test]["uar"] > 0.8 and out["matrix"]["c"][test]["uar"] > 0.8
+    # ... while the one fitted on b with them is thrown off
+    assert out["matrix"]["b"]["a"]["uar"] < plain["matrix"]["b"]["a"]["uar"] - 0.1
+    # copies of a dropped label are dropped with it
+    only_two = {"a": tables["a"], "d": corpus(["neutral", "sadness"], seed=5)[0]}
+    cell = train_test(only_two["a"], only_two["d"], columns, MODEL, EVALUATION, 50, 0, copies=copies["a"])
+    assert cell["n_copies"] == 0 and cell["dropped_labels"]["train"] == ["anger"]
+
+
 def test_the_plan_pairs_runs_datasets_share():
     from test_plan import config
 
@@ -138,8 +179,10 @@ def test_emodb_against_a_corpus_with_other_labels_in_the_report(emodb, tmp_path,
             },
         ],
         "feature_tables": ["prosody"],
+        # one gain copy of each anger clip, for the cross-corpus runs too (training side only)
+        "augmentations": {"louder": {"classes": ["anger"], "transforms": [{"name": "gain", "db": [3, 6]}]}},
         "models": {
-            "lr_spk": {"kind": "logreg", "params": {"C": 0.1}, "speaker_norm": True},
+            "lr_spk": {"kind": "logreg", "params": {"C": 0.1}, "speaker_norm": True, "augment": "louder"},
             "forest": {"kind": "random_forest", "params": {"n_estimators": 50}},
             "majority": {"kind": "majority"},
         },
@@ -155,6 +198,9 @@ def test_emodb_against_a_corpus_with_other_labels_in_the_report(emodb, tmp_path,
     ]
     assert set(cell["dropped_labels"]["train"]) == {"boredom", "disgust", "fear", "happiness"}
     assert cell["n_test"] == 24 and cell["dropped_clips"]["test"] == 8
+    n_anger = len(list(wav.glob("?????W*.wav")))  # EmoDB's code for anger (Wut)
+    assert n_anger > 0 and cell["n_copies"] == n_anger
+    assert result["matrix"]["other"]["emodb3"]["n_copies"] == 8  # other's own anger clips
     own = json.loads((tmp_path / "results/emodb3/runs/prosody-lr_spk/metrics.json").read_text())
     assert result["matrix"]["emodb3"]["emodb3"]["uar"] == own["uar"]
     browser.get((tmp_path / "results/report.html").as_uri())

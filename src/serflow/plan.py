@@ -375,14 +375,14 @@ def build_plan(config: dict, default_models: dict | None = None) -> Plan:
     gpus = int(config.get("gpus", 0))
     kwargs = {"training": training, "gpus": gpus, "augmentations": augmentations, "fusions": fusions}
     if "cross_corpus" in config:
-        kwargs["cross_corpus"] = _cross_corpus(config["cross_corpus"], datasets, models)
+        kwargs["cross_corpus"] = _cross_corpus(config["cross_corpus"], datasets)
         kwargs["leave_one_out"] = bool(config["cross_corpus"].get("leave_one_out", True))
     if shards == "auto":
         return Plan(datasets, models, AUTO_SHARDS[0], auto_shards=True, **kwargs)
     return Plan(datasets, models, int(shards), **kwargs)
 
 
-def _cross_corpus(config: dict, datasets: dict, models: dict) -> dict:
+def _cross_corpus(config: dict, datasets: dict) -> dict:
     """Run name -> the datasets holding it, for the runs ``cross_corpus`` asks for (default:
     every feature-set x model run two or more datasets share)."""
     holders: dict[str, list[str]] = {}
@@ -401,11 +401,7 @@ def _cross_corpus(config: dict, datasets: dict, models: dict) -> dict:
             )
         )
     for run in asked:
-        fs, model = run.rsplit("-", 1)
-        if models[model].settings.get("augment"):
-            raise PlanError(
-                f"config key 'cross_corpus': run {run}: a model with augment is not trained across corpora"
-            )
+        fs = run.rsplit("-", 1)[0]
         where = holders[run]
         setups = {
             d: {e: datasets[d].features[e].params() for e in datasets[d].table_extractors(fs)} for d in where

@@ -158,11 +158,20 @@ def fold_blocks(wildcards):
 
 
 def cross_corpus_files(wildcards, name):
-    """A file of each dataset a cross-corpus run spans: its table, or the run's ``name``."""
+    """A file of each dataset a cross-corpus run spans: its table, its augmented copies'
+    table (none without augment) or the run's ``name``."""
     run = f"{wildcards.feature_set}-{wildcards.model}"
     if name == "table":
         return [
             f"results/{d}/features/{wildcards.feature_set}.parquet"
+            for d in PLAN.cross_corpus[run]
+        ]
+    if name == "augmented":
+        augmentation = PLAN.augmentation(wildcards.model)
+        if augmentation is None:
+            return []
+        return [
+            f"results/{d}/augmented/{augmentation.name}/tables/{wildcards.feature_set}.parquet"
             for d in PLAN.cross_corpus[run]
         ]
     return [f"results/{d}/runs/{run}/{name}" for d in PLAN.cross_corpus[run]]

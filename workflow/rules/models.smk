@@ -169,6 +169,7 @@ rule cross_corpus:
     input:
         tables=lambda wc: cross_corpus_files(wc, "table"),
         metrics=lambda wc: cross_corpus_files(wc, "metrics.json"),
+        augmented=lambda wc: cross_corpus_files(wc, "augmented"),
     output:
         report(
             "results/cross_corpus/{feature_set}-{model}.json",

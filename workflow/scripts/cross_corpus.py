@@ -5,10 +5,13 @@ log = start_job(snakemake.log[0], snakemake.threads)
 import json
 
 from serflow.models.cross_corpus import cross_corpus, mean_off_diagonal
-from serflow.models.training import dumps_metrics, load_table
+from serflow.models.training import dumps_metrics, load_copies, load_table
 
 names = snakemake.params.datasets
-tables = {name: load_table(path)[0] for name, path in zip(names, snakemake.input.tables)}
+loaded = {name: load_table(path) for name, path in zip(names, snakemake.input.tables)}
+tables = {name: table for name, (table, _) in loaded.items()}
+# augmented copies of each dataset's clips (a model with augment): used only where it trains
+copies = {name: load_copies(path, loaded[name][1]) for name, path in zip(names, snakemake.input.augmented)}
 own = {name: json.loads(open(p, encoding="utf-8").read()) for name, p in zip(names, snakemake.input.metrics)}
 evaluation = snakemake.params.evaluation
 result = cross_corpus(
@@ -20,6 +23,7 @@ result = cross_corpus(
     seed=evaluation["random_state"],
     leave_one_out=snakemake.params.leave_one_out,
     threads=snakemake.threads,
+    copies=copies,
 )
 result = {"run": f"{snakemake.wildcards.feature_set}-{snakemake.wildcards.model}", **result}
 with open(snakemake.output[0], "w", encoding="utf-8") as f:

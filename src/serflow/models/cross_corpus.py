@@ -6,6 +6,8 @@ run's final refit (``training.fit_final``: scaling, class weights, the grid's in
 on the training corpus, then predicts the test corpus's labelled clips as ``serflow
 predict`` would: speaker normalisation per speaker of the test corpus, test-domain
 normalisation over the test corpus. The diagonal is each corpus's own cross-validated score.
+With augmentation, the training corpus's copies of its fitted clips join them; a test
+corpus's copies are never used.
 """
 
 from __future__ import annotations
@@ -48,12 +50,37 @@ def pooled(tables: dict):
     return pd.concat(parts, ignore_index=True)
 
 
+def pooled_copies(copies: dict):
+    """Several corpora's augmented copies as one table, ids and sources prefixed as ``pooled``'s."""
+    import pandas as pd
+
+    from serflow.features.tables import SOURCE_COLUMN
+
+    parts = []
+    for name, c in copies.items():
+        c = c.copy()
+        c["id"] = name + "/" + c["id"].astype(str)
+        c[SOURCE_COLUMN] = name + "/" + c[SOURCE_COLUMN].astype(str)
+        parts.append(c)
+    return pd.concat(parts, ignore_index=True)
+
+
 def train_test(
-    train, test, columns, model: dict, evaluation: dict, n_bootstrap: int, seed: int, threads: int = 1
+    train,
+    test,
+    columns,
+    model: dict,
+    evaluation: dict,
+    n_bootstrap: int,
+    seed: int,
+    threads: int = 1,
+    copies=None,
 ):
-    """Scores of ``model`` fitted on ``train``'s labelled clips and tested on ``test``'s, on
-    the labels both have; with the labels and clips each side dropped."""
+    """Scores of ``model`` fitted on ``train``'s labelled clips (and ``copies``, the training
+    corpus's augmented copies, of those clips) and tested on ``test``'s, on the labels both
+    have; with the labels and clips each side dropped."""
     from serflow.evaluation.protocols import score
+    from serflow.features.tables import SOURCE_COLUMN
     from serflow.models.training import fit_final, predict
 
     train_labels = set(train["label"].dropna().astype(str))
@@ -65,7 +92,8 @@ def train_test(
     scored = _labelled(test, shared)
     # A corpus's own split does not apply across corpora: every labelled clip trains
     fit_on = fit_on.assign(split="train")
-    bundle, _ = fit_final(fit_on, columns, model, evaluation, threads)
+    bundle, _ = fit_final(fit_on, columns, model, evaluation, threads, copies=copies)
+    n_copies = 0 if copies is None else int(copies[SOURCE_COLUMN].astype(str).isin(fit_on["id"].astype(str)).sum())
     labels = bundle["labels"]
     out = predict(bundle, scored)
     code = {lab: i for i, lab in enumerate(labels)}
@@ -78,6 +106,7 @@ def train_test(
         "accuracy": scores["accuracy"],
         "accuracy_ci95": scores["accuracy_ci95"],
         "n_train": len(fit_on),
+        "n_copies": n_copies,
         "n_test": len(scored),
         "labels": labels,
         "dropped_labels": {
@@ -101,11 +130,15 @@ def cross_corpus(
     seed: int = 0,
     leave_one_out: bool = True,
     threads: int = 1,
+    copies: dict | None = None,
 ) -> dict:
     """Every ordered pair of ``tables`` (dataset -> feature table), the diagonal from ``own``
     (dataset -> the run's metrics.json), and, with three or more corpora and
-    ``leave_one_out``, each corpus tested by a model fitted on all the others pooled."""
+    ``leave_one_out``, each corpus tested by a model fitted on all the others pooled.
+    ``copies``: dataset -> its augmented copies (``training.load_copies``), for a run with
+    augmentation."""
     columns = check_columns(tables)
+    copies = copies or {}
     names = list(tables)
     matrix: dict = {a: {} for a in names}
     for a in names:
@@ -123,13 +156,25 @@ def cross_corpus(
                 }
             else:
                 matrix[a][b] = train_test(
-                    tables[a], tables[b], columns, model, evaluation, n_bootstrap, seed, threads
+                    tables[a],
+                    tables[b],
+                    columns,
+                    model,
+                    evaluation,
+                    n_bootstrap,
+                    seed,
+                    threads,
+                    copies.get(a),
                 )
     loco = {}
     if leave_one_out and len(names) >= 3:
         for b in names:
-            rest = pooled({a: tables[a] for a in names if a != b})
-            loco[b] = train_test(rest, tables[b], columns, model, evaluation, n_bootstrap, seed, threads)
+            others = [a for a in names if a != b]
+            rest = pooled({a: tables[a] for a in others})
+            rest_copies = pooled_copies({a: copies[a] for a in others}) if copies else None
+            loco[b] = train_test(
+                rest, tables[b], columns, model, evaluation, n_bootstrap, seed, threads, rest_copies
+            )
     return {"datasets": names, "matrix": matrix, "leave_one_out": loco, "n_features": len(columns)}
 
 
