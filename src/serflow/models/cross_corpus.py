@@ -93,7 +93,8 @@ def train_test(
     # A corpus's own split does not apply across corpora: every labelled clip trains
     fit_on = fit_on.assign(split="train")
     bundle, _ = fit_final(fit_on, columns, model, evaluation, threads, copies=copies)
-    n_copies = 0 if copies is None else int(copies[SOURCE_COLUMN].astype(str).isin(fit_on["id"].astype(str)).sum())
+    fitted_ids = fit_on["id"].astype(str)
+    n_copies = 0 if copies is None else int(copies[SOURCE_COLUMN].astype(str).isin(fitted_ids).sum())
     labels = bundle["labels"]
     out = predict(bundle, scored)
     code = {lab: i for i, lab in enumerate(labels)}
