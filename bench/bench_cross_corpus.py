@@ -4,8 +4,8 @@
 
 Runs ``config/recipes/emodb_cross_corpus.yaml`` (EmoDB's speakers 03 08 09 10 11 and 12 13
 14 15 16 as two datasets) through the workflow and prints each run's
-train x test UAR matrix with 95% intervals (the diagonal: each half's own LOSO) and the
-cross-corpus job's time.
+train x test UAR matrix with 95% intervals (the diagonal: each half's own LOSO), the
+cross-corpus job's time, and each run against each cell's best (paired).
 """
 
 from __future__ import annotations
@@ -16,6 +16,8 @@ from pathlib import Path
 
 import yaml
 from benchlib import EMODB, REPO, snakemake_command, timed
+
+from serflow.evaluation.comparison import format_p
 
 
 def main() -> None:
@@ -35,7 +37,7 @@ def main() -> None:
     )
     took = timed([*cmd, "-q"])
     print(f"emodb_cross_corpus.yaml through the workflow, {args.cores} cores: {took:.0f} s")
-    for path in sorted((args.workdir / "results/cross_corpus").glob("*.json")):
+    for path in sorted((args.workdir / "results/cross_corpus").glob("*-*.json")):
         result = json.loads(path.read_text())
         names = result["datasets"]
         print(f"\n{result['run']}: train (rows) x test (columns), UAR [95%]")
@@ -49,6 +51,18 @@ def main() -> None:
             pd.read_csv(args.workdir / f"benchmarks/cross_corpus/{result['run']}.tsv", sep="\t")["s"].iloc[0]
         )
         print(f"  cross-corpus job: {seconds:.1f} s")
+    comparison = args.workdir / "results/cross_corpus/comparison.json"
+    if comparison.exists():
+        print("\nruns against each cell's best, same test clips (paired; bootstrap over test speakers)")
+        for cell in json.loads(comparison.read_text())["cells"]:
+            print(f"  {cell['train']} -> {cell['test']}: best {cell['best']}")
+            for run, c in cell["runs"].items():
+                if run != cell["best"] and c["comparable"]:
+                    low, high = c["uar_diff_ci95"]
+                    print(
+                        f"    {run:24s} {c['uar']:.3f}  {c['uar_diff']:+.3f} [{low:+.3f}, {high:+.3f}],"
+                        f" p {format_p(c['p_value'])}"
+                    )
 
 
 if __name__ == "__main__":

@@ -129,6 +129,33 @@ def test_augmented_copies_train_only_on_the_training_corpus():
     assert cell["n_copies"] == 0 and cell["dropped_labels"]["train"] == ["anger"]
 
 
+def test_runs_compared_per_cell_on_the_same_test_clips():
+    from serflow.models.cross_corpus import compare_cells
+
+    labels = ["anger", "neutral", "sadness"]
+    tables = {name: corpus(labels, seed=k)[0] for k, name in enumerate("abc")}
+    own = {n: {"uar": 0.9, "uar_ci95": [0.8, 1.0], "accuracy": 0.9, "accuracy_ci95": [0.8, 1.0],
+               "n_clips": 96, "labels": labels, "protocol": "loso"} for n in tables}  # fmt: skip
+    results, predictions = {}, {}
+    for run, model in (("lr", MODEL), ("lr_again", MODEL), ("majority", {"kind": "majority"})):
+        result = cross_corpus(tables, own, model, EVALUATION, n_bootstrap=50)
+        predictions[run] = result.pop("predictions")
+        results[run] = result
+    assert len(predictions["lr"]) == 6 * 96 + 3 * 96  # six pairs and three pooled cells
+    assert set(predictions["lr"]["train"]) == {"a", "b", "c", "(all others)"}
+    cells = compare_cells(results, predictions, n_boot=200, seed=0)
+    assert len(cells) == 9
+    for cell in cells:
+        assert cell["best"] == "lr_again"  # tied with lr: the name breaks the tie
+        same = cell["runs"]["lr"]
+        assert same["uar_diff"] == 0 and same["p_value"] == 1 and not same["distinguishable"]
+        assert same["uar_diff_ci95"] == [0, 0] and same["resampled"] == "speakers"
+        worse = cell["runs"]["majority"]
+        assert worse["distinguishable"] and worse["uar_diff"] < -0.4 and worse["uar_diff_ci95"][1] < 0
+        assert worse["uar_diff"] == pytest.approx(worse["uar"] - cell["runs"]["lr_again"]["uar"], abs=1e-9)
+    assert compare_cells({"lr": results["lr"]}, {"lr": predictions["lr"]}) == []  # nothing to compare
+
+
 def test_the_plan_pairs_runs_datasets_share():
     from test_plan import config
 
@@ -187,7 +214,7 @@ def test_emodb_against_a_corpus_with_other_labels_in_the_report(emodb, tmp_path,
             "majority": {"kind": "majority"},
         },
         "runs": [{"feature_sets": ["prosody"], "models": ["lr_spk", "forest", "majority"]}],
-        "cross_corpus": {"runs": ["prosody-lr_spk"]},
+        "cross_corpus": {"runs": ["prosody-lr_spk", "prosody-forest"]},
         "evaluation": {"n_bootstrap": 50},
     }
     run_snakemake(tmp_path, config)
@@ -211,4 +238,18 @@ def test_emodb_against_a_corpus_with_other_labels_in_the_report(emodb, tmp_path,
     section = browser.find_element(By.ID, "cross-corpus").text
     assert "emodb3 → other: labels anger, neutral, sadness kept; dropped" in section
     assert "surprise from other (8 clips)" in section
+    # the two cross-corpus runs compared per cell, on the same test clips
+    cells = json.loads((tmp_path / "results/cross_corpus/comparison.json").read_text())["cells"]
+    assert [(c["train"], c["test"]) for c in cells] == [("emodb3", "other"), ("other", "emodb3")]
+    forest = json.loads((tmp_path / "results/cross_corpus/prosody-forest.json").read_text())
+    for c in cells:
+        uars = {"prosody-lr_spk": result["matrix"][c["train"]][c["test"]]["uar"]}
+        uars["prosody-forest"] = forest["matrix"][c["train"]][c["test"]]["uar"]
+        assert c["best"] == max(uars, key=lambda r: (uars[r], r))
+        other = next(r for r in uars if r != c["best"])
+        assert c["runs"][other]["uar_diff"] == pytest.approx(uars[other] - uars[c["best"]], abs=1e-9)
+    rows = browser.find_elements(By.CSS_SELECTOR, "#cross-corpus-comparison tr[data-run]")
+    assert len(rows) == 4
+    best_rows = [r for r in rows if "best" in (r.get_attribute("class") or "")]
+    assert [r.get_attribute("data-run") for r in best_rows] == [c["best"] for c in cells]
     check_ranking_in_report(browser, n_runs=3, n_datasets=2)

@@ -334,6 +334,7 @@ def report_inputs(wildcards):
             for key, files in report_files(name).items()
         },
         "cross_corpus": cross_corpus_outputs(),
+        "cross_corpus_comparison": cross_corpus_comparison(),
     }
 
 
@@ -388,9 +389,17 @@ def all_outputs():
         tables
         + expand("results/{dataset}/rejected.csv", dataset=DATASETS)
         + cross_corpus_outputs()
+        + cross_corpus_comparison()
         + [config["report"]]
     )
 
 
-def cross_corpus_outputs():
-    return [f"results/cross_corpus/{run}.json" for run in PLAN.cross_corpus]
+def cross_corpus_outputs(ext="json"):
+    return [f"results/cross_corpus/{run}.{ext}" for run in PLAN.cross_corpus]
+
+
+def cross_corpus_comparison():
+    """The paired comparison of cross-corpus runs, where two or more share cells."""
+    if len(PLAN.cross_corpus) < 2:
+        return []
+    return ["results/cross_corpus/comparison.json"]

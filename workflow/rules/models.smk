@@ -171,12 +171,13 @@ rule cross_corpus:
         metrics=lambda wc: cross_corpus_files(wc, "metrics.json"),
         augmented=lambda wc: cross_corpus_files(wc, "augmented"),
     output:
-        report(
+        result=report(
             "results/cross_corpus/{feature_set}-{model}.json",
             category="Runs",
             subcategory="cross-corpus",
             caption="../report/cross_corpus.rst",
         ),
+        predictions="results/cross_corpus/{feature_set}-{model}.parquet",
     log:
         "logs/cross_corpus/{feature_set}-{model}.log",
     benchmark:
@@ -199,6 +200,33 @@ rule cross_corpus:
         leave_one_out=PLAN.leave_one_out,
     script:
         "../scripts/cross_corpus.py"
+
+
+# compare_cross_corpus: in each train x test cell, every cross-corpus run against the
+# cell's best on the same test clips (paired, as compare).
+rule compare_cross_corpus:
+    input:
+        results=lambda wc: cross_corpus_outputs(),
+        predictions=lambda wc: cross_corpus_outputs("parquet"),
+    output:
+        report(
+            "results/cross_corpus/comparison.json",
+            category="Runs",
+            subcategory="cross-corpus",
+            caption="../report/cross_corpus_comparison.rst",
+        ),
+    log:
+        "logs/cross_corpus/comparison.log",
+    localrule: True
+    conda:
+        "../envs/serflow.yaml"
+    params:
+        n_bootstrap=lambda wc: DATASETS[next(iter(DATASETS))].evaluation["n_bootstrap"],
+        random_state=lambda wc: DATASETS[next(iter(DATASETS))].evaluation[
+            "random_state"
+        ],
+    script:
+        "../scripts/compare_cross_corpus.py"
 
 
 rule submissions:

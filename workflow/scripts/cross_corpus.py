@@ -25,8 +25,9 @@ result = cross_corpus(
     threads=snakemake.threads,
     copies=copies,
 )
+result.pop("predictions").to_parquet(snakemake.output.predictions, index=False)
 result = {"run": f"{snakemake.wildcards.feature_set}-{snakemake.wildcards.model}", **result}
-with open(snakemake.output[0], "w", encoding="utf-8") as f:
+with open(snakemake.output.result, "w", encoding="utf-8") as f:
     f.write(dumps_metrics(result))
 log.info(
     "%s across %s: mean off-diagonal UAR %.3f", result["run"], ", ".join(names), mean_off_diagonal(result)

@@ -31,6 +31,11 @@ provenance = {
     ),
 }
 cross = [json.loads(open(p, encoding="utf-8").read()) for p in snakemake.input.cross_corpus]
+cells = [
+    c
+    for p in snakemake.input.cross_corpus_comparison
+    for c in json.loads(open(p, encoding="utf-8").read())["cells"]
+]
 with open(out, "w", encoding="utf-8") as f:
-    f.write(render_report(sections, provenance, cross_corpus=cross))
+    f.write(render_report(sections, provenance, cross_corpus=cross, cross_corpus_cells=cells))
 log.info("report written to %s", out)

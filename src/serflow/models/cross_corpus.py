@@ -75,10 +75,14 @@ def train_test(
     seed: int,
     threads: int = 1,
     copies=None,
+    return_predictions: bool = False,
 ):
     """Scores of ``model`` fitted on ``train``'s labelled clips (and ``copies``, the training
     corpus's augmented copies, of those clips) and tested on ``test``'s, on the labels both
-    have; with the labels and clips each side dropped."""
+    have; with the labels and clips each side dropped. With ``return_predictions``, also
+    the test clips' predictions (id, speaker, label, prediction)."""
+    import pandas as pd
+
     from serflow.evaluation.protocols import score
     from serflow.features.tables import SOURCE_COLUMN
     from serflow.models.training import fit_final, predict
@@ -101,7 +105,7 @@ def train_test(
     y = scored["label"].astype(str).map(code).to_numpy()
     pred = out["prediction"].map(code).to_numpy()
     scores = score(y, pred, labels, n_boot=n_bootstrap, seed=seed)
-    return {
+    cell = {
         "uar": scores["uar"],
         "uar_ci95": scores["uar_ci95"],
         "accuracy": scores["accuracy"],
@@ -120,6 +124,21 @@ def train_test(
         },
         "speaker_norm": bundle["normalisation"].describe(),
     }
+    if not return_predictions:
+        return cell
+    predictions = pd.DataFrame(
+        {
+            "id": scored["id"].astype(str).to_numpy(),
+            "speaker": scored["speaker"].to_numpy(),
+            "label": scored["label"].astype(str).to_numpy(),
+            "prediction": out["prediction"].astype(str).to_numpy(),
+        }
+    )
+    return cell, predictions
+
+
+#: The ``train`` of a leave-one-corpus-out cell in the predictions table.
+POOLED = "(all others)"
 
 
 def cross_corpus(
@@ -137,11 +156,16 @@ def cross_corpus(
     (dataset -> the run's metrics.json), and, with three or more corpora and
     ``leave_one_out``, each corpus tested by a model fitted on all the others pooled.
     ``copies``: dataset -> its augmented copies (``training.load_copies``), for a run with
-    augmentation."""
+    augmentation. ``predictions`` (not JSON: saved beside it) holds every cell's test
+    predictions, with ``train`` and ``test`` naming the cell (``POOLED`` for the pooled ones)."""
+    import pandas as pd
+
     columns = check_columns(tables)
     copies = copies or {}
     names = list(tables)
+    fixed = (columns, model, evaluation, n_bootstrap, seed, threads)
     matrix: dict = {a: {} for a in names}
+    predicted = []
     for a in names:
         for b in names:
             if a == b:
@@ -155,28 +179,82 @@ def cross_corpus(
                     "labels": m["labels"],
                     "within": m["protocol"],
                 }
-            else:
-                matrix[a][b] = train_test(
-                    tables[a],
-                    tables[b],
-                    columns,
-                    model,
-                    evaluation,
-                    n_bootstrap,
-                    seed,
-                    threads,
-                    copies.get(a),
-                )
+                continue
+            matrix[a][b], pred = train_test(
+                tables[a], tables[b], *fixed, copies.get(a), return_predictions=True
+            )
+            predicted.append(pred.assign(train=a, test=b))
     loco = {}
     if leave_one_out and len(names) >= 3:
         for b in names:
             others = [a for a in names if a != b]
             rest = pooled({a: tables[a] for a in others})
             rest_copies = pooled_copies({a: copies[a] for a in others}) if copies else None
-            loco[b] = train_test(
-                rest, tables[b], columns, model, evaluation, n_bootstrap, seed, threads, rest_copies
+            loco[b], pred = train_test(rest, tables[b], *fixed, rest_copies, return_predictions=True)
+            predicted.append(pred.assign(train=POOLED, test=b))
+    return {
+        "datasets": names,
+        "matrix": matrix,
+        "leave_one_out": loco,
+        "n_features": len(columns),
+        "predictions": pd.concat(predicted, ignore_index=True)[
+            ["train", "test", "id", "speaker", "label", "prediction"]
+        ],
+    }
+
+
+def compare_cells(results: dict, predictions: dict, n_boot: int = 1000, seed: int = 0) -> list[dict]:
+    """Per train x test cell that two or more runs share, every run against the cell's best
+    (highest UAR) on the same test clips: ``evaluation.comparison.paired_difference``,
+    resampling the test corpus's speakers (clips where some have none).
+
+    ``results``: run -> its cross-corpus result (JSON); ``predictions``: run -> its
+    predictions table. Cells whose runs kept different labels are compared only among runs
+    with the best's labels."""
+    from serflow.evaluation.comparison import ALPHA, paired_difference
+
+    cells: dict = {}
+    for run, result in results.items():
+        loco = {(POOLED, b): c for b, c in result.get("leave_one_out", {}).items()}
+        for a, row in result["matrix"].items():
+            for b, c in row.items():
+                if a != b:
+                    cells.setdefault((a, b), {})[run] = c
+        for key, c in loco.items():
+            cells.setdefault(key, {})[run] = c
+    out = []
+    for (a, b), runs in cells.items():
+        if len(runs) < 2:
+            continue
+        best = max(runs, key=lambda r: (runs[r]["uar"], r))
+        labels = runs[best]["labels"]
+        code = {lab: i for i, lab in enumerate(labels)}
+        frames = {r: predictions[r] for r in runs}
+        frames = {r: f[(f["train"] == a) & (f["test"] == b)].set_index("id") for r, f in frames.items()}
+        ref = frames[best]
+        compared = {}
+        for run in sorted(runs, key=lambda r: (-runs[r]["uar"], r)):
+            entry = {"uar": runs[run]["uar"], "uar_ci95": runs[run]["uar_ci95"]}
+            common = ref.index.intersection(frames[run].index)
+            if runs[run]["labels"] != labels or not len(common):
+                compared[run] = {**entry, "comparable": False}
+                continue
+            r, o = ref.loc[common], frames[run].loc[common]
+            speakers = r["speaker"]
+            groups = None if speakers.isna().any() else speakers.astype(str).to_numpy()
+            diff = paired_difference(
+                r["label"].map(code).to_numpy(),
+                o["prediction"].map(code).to_numpy(),
+                r["prediction"].map(code).to_numpy(),
+                len(labels),
+                groups=groups,
+                n_boot=n_boot,
+                seed=seed,
             )
-    return {"datasets": names, "matrix": matrix, "leave_one_out": loco, "n_features": len(columns)}
+            diff["distinguishable"] = run != best and diff["p_value"] < ALPHA
+            compared[run] = {**entry, "comparable": True, **diff}
+        out.append({"train": a, "test": b, "best": best, "runs": compared})
+    return out
 
 
 def mean_off_diagonal(result: dict) -> float:

@@ -370,12 +370,17 @@ def config_text(config: dict) -> str:
 
 
 def render_report(
-    datasets: list[dict], provenance: dict | None = None, title: str = "serflow report", cross_corpus=()
+    datasets: list[dict],
+    provenance: dict | None = None,
+    title: str = "serflow report",
+    cross_corpus=(),
+    cross_corpus_cells=(),
 ) -> str:
     """The report's HTML; ``datasets`` as returned by ``dataset_section``.
 
     ``provenance``: config (YAML text), versions (package -> version), extractor
-    parameters. ``cross_corpus``: the results of cross-corpus runs (``results/cross_corpus/*.json``).
+    parameters. ``cross_corpus``: the results of cross-corpus runs (``results/cross_corpus/*.json``);
+    ``cross_corpus_cells``: their paired comparison per cell (``cross_corpus.compare_cells``).
     """
     env = jinja2.Environment(
         loader=jinja2.PackageLoader("serflow", "templates"),
@@ -391,6 +396,19 @@ def render_report(
         overview=overview(datasets),
         ranking=across_datasets(datasets),
         cross_corpus=list(cross_corpus),
+        cross_corpus_cells=[
+            {
+                **cell,
+                "runs": {
+                    run: {
+                        **c,
+                        "p_text": format_p(c["p_value"]) if c["comparable"] and run != cell["best"] else "",
+                    }
+                    for run, c in cell["runs"].items()
+                },
+            }
+            for cell in cross_corpus_cells
+        ],
         provenance=prov,
     )
 
