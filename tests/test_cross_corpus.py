@@ -63,6 +63,25 @@ def test_speaker_normalisation_applies_per_test_corpus():
     assert plain["uar"] < near["uar"] - 0.2
 
 
+def test_the_test_corpus_is_normalised_over_all_its_clips():
+    """Its speakers' statistics do not depend on which labels the training corpus shares."""
+    from serflow.models.training import fit_final, predict
+
+    train, columns = corpus(["anger", "neutral"])
+    test, _ = corpus(["anger", "neutral", "sadness"], seed=1, shift=1.0)
+    spk = {**MODEL, "speaker_norm": True}
+    cell, pred = train_test(train, test, columns, spk, EVALUATION, 50, 0, return_predictions=True)
+    bundle, _ = fit_final(train, columns, spk, EVALUATION)
+    expected = predict(bundle, test).set_index("id").loc[pred["id"], "prediction"]
+    assert list(pred["prediction"]) == list(expected) and len(pred) == 64
+    shared_only = test[test["label"] != "sadness"]  # normalised over these alone, it differs
+    narrow = predict(bundle, shared_only)
+    assert not np.allclose(
+        narrow["proba_anger"].to_numpy(),
+        predict(bundle, test).set_index("id").loc[narrow["id"], "proba_anger"].to_numpy(),
+    )
+
+
 def test_matrix_pooled_training_and_mismatched_columns():
     tables = {name: corpus(["anger", "neutral", "sadness"], seed=k)[0] for k, name in enumerate("abc")}
     own = {
@@ -80,8 +99,11 @@ def test_matrix_pooled_training_and_mismatched_columns():
     out = cross_corpus(tables, own, MODEL, EVALUATION, n_bootstrap=50)
     assert out["matrix"]["a"]["a"]["within"] == "loso" and out["matrix"]["a"]["a"]["uar"] == 0.9
     assert set(out["leave_one_out"]) == {"a", "b", "c"} and out["leave_one_out"]["a"]["n_train"] == 192
+    tables["a"].attrs["column_groups"] = {c: "g" for c in ("f0", "f1", "f2", "f3")}
+    tables["b"].attrs["speakers_estimated"] = True
     both = pooled({"a": tables["a"], "b": tables["b"]})
     assert both["id"].is_unique and set(both["speaker"].str[:2]) == {"a/", "b/"}
+    assert both.attrs["column_groups"]["f3"] == "g" and both.attrs["speakers_estimated"]
     assert cross_corpus(dict(list(tables.items())[:2]), own, MODEL, EVALUATION, 50)["leave_one_out"] == {}
     other = tables["b"].rename(columns={"f3": "g3"})
     with pytest.raises(ValueError, match="datasets a and b have different feature columns"):

@@ -110,6 +110,31 @@ def test_runs_on_other_folds_or_labels_are_refused(two_runs):
         fuse_runs(runs, info, "mean")
 
 
+def test_clips_a_run_lacks_and_one_fold_protocols(two_runs):
+    from serflow.models.fusion import fuse_test
+
+    runs, info, folds, y = two_runs
+    short = {"a-lr": runs["a-lr"], "b-svc": runs["b-svc"].iloc[5:]}  # a table dropped 5 clips
+    fused, out = fuse_runs(short, info, "mean")
+    assert out["n_clips"] == 115 and list(fused["id"]) == list(runs["a-lr"]["id"].iloc[5:])
+    swapped, _ = fuse_runs({"b-svc": short["b-svc"], "a-lr": runs["a-lr"]}, info, "mean")
+    np.testing.assert_allclose(proba(swapped), proba(fused), atol=1e-12)
+    combiner = final_combiner(runs, info, "mean")
+    test = {n: r.drop(columns=["label", "fold", "speaker"]) for n, r in short.items()}
+    for order in (["a-lr", "b-svc"], ["b-svc", "a-lr"]):  # either order: the clips both predicted
+        assert list(fuse_test({n: test[n] for n in order}, combiner, LABELS)["id"]) == list(fused["id"])
+    apart = {"a-lr": runs["a-lr"].iloc[:5], "b-svc": runs["b-svc"].iloc[5:]}
+    with pytest.raises(ValueError, match="runs a-lr, b-svc share no clip"):
+        fuse_runs(apart, info, "mean")
+    # one fold (a hold-out split): nothing to fit a combiner on, so the scored and saved one is the mean
+    one = {n: r.assign(fold=0) for n, r in runs.items()}
+    held, out = fuse_runs(one, {n: facts(1) for n in one}, "stacked")
+    assert out["model"]["method"] == "mean" and out["folds"][0]["params"]["method"] == "mean"
+    final = final_combiner(one, {n: facts(1) for n in one}, "stacked")
+    assert final.method == "mean"
+    np.testing.assert_allclose(final.predict_proba([proba(r) for r in one.values()]), proba(held), atol=1e-12)
+
+
 def test_the_plan_adds_fusion_runs_and_names_what_is_missing():
     from test_plan import config
 

@@ -26,7 +26,9 @@ tests = {r: pd.read_parquet(p) for r, p in zip(runs, snakemake.input.test)}
 fuse_test(tests, combiner, out["labels"]).to_parquet(snakemake.output.test, index=False)
 first = joblib.load(snakemake.input.models[0])
 info = {"dataset": wc.dataset, "feature_set": "fusion"}
-bundle = fusion_bundle(runs, method, combiner, out["labels"], first, info)
+if combiner.method != method:
+    log.warning("one fold: nothing to fit a %s combiner on, so the fusion is the mean", method)
+bundle = fusion_bundle(runs, combiner.method, combiner, out["labels"], first, info)
 joblib.dump(bundle, snakemake.output.model)
 importance_table(bundle).to_csv(snakemake.output.importance, index=False)
 log.info("final combiner: %s", combiner.describe())

@@ -17,11 +17,16 @@ import numpy as np
 COLOURS = {"white": 0.0, "pink": 1.0, "brown": 2.0}
 
 
+def _number(value) -> bool:
+    return isinstance(value, (int, float, np.number)) and not isinstance(value, bool)
+
+
 def _range(value, name: str) -> tuple[float, float]:
-    low, high = (value, value) if np.isscalar(value) else tuple(value)
-    if len((low, high)) != 2 or low > high:
+    pair = (value, value) if _number(value) else value
+    ok = isinstance(pair, (list, tuple)) and len(pair) == 2 and all(_number(v) for v in pair)
+    if not ok or pair[0] > pair[1]:
         raise ValueError(f"{name} must be a number or [low, high] with low <= high, not {value!r}")
-    return float(low), float(high)
+    return float(pair[0]), float(pair[1])
 
 
 def _draw(rng: np.random.Generator, value) -> float:
@@ -43,7 +48,7 @@ class Transform:
         for f in fields(self):
             if isinstance(getattr(self, f.name), list):
                 object.__setattr__(self, f.name, tuple(getattr(self, f.name)))
-        if not 0 <= self.p <= 1:
+        if not _number(self.p) or not 0 <= self.p <= 1:
             raise ValueError(f"{self.name}: p must be in [0, 1], not {self.p}")
         for name in self.RANGES:
             _range(getattr(self, name), f"{self.name}: {name}")

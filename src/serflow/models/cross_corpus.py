@@ -47,7 +47,12 @@ def pooled(tables: dict):
         t["id"] = name + "/" + t["id"].astype(str)
         t["speaker"] = t["speaker"].map(lambda s, n=name: None if s is None or s != s else f"{n}/{s}")
         parts.append(t)
-    return pd.concat(parts, ignore_index=True)
+    out = pd.concat(parts, ignore_index=True)
+    # concat keeps attrs only where every table's are equal
+    first = next(iter(tables.values()))
+    out.attrs["column_groups"] = first.attrs.get("column_groups", {})
+    out.attrs["speakers_estimated"] = any(t.attrs.get("speakers_estimated") for t in tables.values())
+    return out
 
 
 def pooled_copies(copies: dict):
@@ -100,7 +105,11 @@ def train_test(
     fitted_ids = fit_on["id"].astype(str)
     n_copies = 0 if copies is None else int(copies[SOURCE_COLUMN].astype(str).isin(fitted_ids).sum())
     labels = bundle["labels"]
-    out = predict(bundle, scored)
+    # every clip of the test corpus, as serflow predict gets them: its speakers' and domain's
+    # statistics must not depend on which labels the training corpus shares
+    test = test.reset_index(drop=True)
+    out = predict(bundle, test)
+    out = out[(test["label"].notna() & test["label"].astype(str).isin(shared)).to_numpy()]
     code = {lab: i for i, lab in enumerate(labels)}
     y = scored["label"].astype(str).map(code).to_numpy()
     pred = out["prediction"].map(code).to_numpy()

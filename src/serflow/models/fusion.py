@@ -75,19 +75,28 @@ def _proba(predictions, labels) -> np.ndarray:
     return predictions[[f"proba_{lab}" for lab in labels]].to_numpy(dtype=np.float64)
 
 
+def _common_ids(frames: dict, what: str):
+    """The ids every frame holds, in the first one's order (an extractor can drop a clip from
+    one run's table and not another's); ValueError when none is shared."""
+    names = list(frames)
+    ids = frames[names[0]]["id"].astype(str)
+    for name in names[1:]:
+        ids = ids[ids.isin(set(frames[name]["id"].astype(str)))]
+    if not len(ids) and any(len(f) for f in frames.values()):
+        raise ValueError(f"the {what} of runs {', '.join(names)} share no clip: nothing to fuse")
+    return ids.to_numpy()
+
+
 def aligned(runs: dict, facts: dict) -> tuple:
     """The base runs' out-of-fold predictions on the same clips in the same order, checked:
     the same labels and the same fold of every clip."""
     names = list(runs)
-    first = runs[names[0]]
     labels = facts[names[0]]["labels"]
     for name in names[1:]:
         if facts[name]["labels"] != labels:
             raise ValueError(f"runs {names[0]} and {name} predict different labels: fusion needs the same")
-    ids = first["id"]
-    for name in names[1:]:
-        ids = ids[ids.isin(set(runs[name]["id"]))]
-    frames = {n: runs[n].set_index("id").loc[ids] for n in names}
+    ids = _common_ids(runs, "out-of-fold predictions")
+    frames = {n: runs[n].assign(id=runs[n]["id"].astype(str)).set_index("id").loc[ids] for n in names}
     for name in names[1:]:
         if not (frames[name]["fold"].to_numpy() == frames[names[0]]["fold"].to_numpy()).all():
             raise ValueError(
@@ -129,6 +138,7 @@ def fuse_runs(runs: dict, facts: dict, method: str):
     )
     for i, lab in enumerate(labels):
         predictions[f"proba_{lab}"] = fused[:, i]
+    effective = method if len(np.unique(folds)) > 1 else "mean"  # as final_combiner
     first = facts[names[0]]
     norms = ", ".join(f"{n}: {facts[n]['speaker_norm']}" for n in names)
     out = {
@@ -147,12 +157,16 @@ def fuse_runs(runs: dict, facts: dict, method: str):
         n_clips=len(predictions),
         n_features=int(sum(facts[n]["n_features"] for n in names)),
         speaker_norm=f"as each fused run ({norms})",
-        folds=[{**f, "params": params.get(f["fold"], {})} for f in first["folds"]],
+        # the first run's folds, less its training counts (the fusion trains on no copies itself)
+        folds=[
+            {**{k: v for k, v in f.items() if k != "train_per_label"}, "params": params.get(f["fold"], {})}
+            for f in first["folds"]
+        ],
         model={
             "kind": "fusion",
             "runs": names,
-            "method": method,
-            "params": {"method": method, "runs": names},
+            "method": effective,
+            "params": {"method": effective, "runs": names},
             "grid": {},
             "class_weight": None,
             "speaker_norm": False,
@@ -165,19 +179,24 @@ def final_combiner(runs: dict, facts: dict, method: str) -> Combiner:
     """The combiner fitted on every clip's out-of-fold probabilities (for the refitted runs)."""
     frames, labels = aligned(runs, facts)
     names = list(frames)
+    if frames[names[0]]["fold"].nunique() < 2:
+        method = "mean"  # one fold: its combiner was the mean (nothing to fit on), so the saved one is too
     y = frames[names[0]]["label"].astype(str).map({lab: i for i, lab in enumerate(labels)}).to_numpy()
     return Combiner(method, len(labels)).fit([_proba(frames[n], labels) for n in names], y)
 
 
 def fuse_test(tests: dict, combiner: Combiner, labels) -> object:
-    """Fused test predictions from the base runs' test predictions (the same clips)."""
+    """Fused test predictions from the base runs' test predictions, for the clips all of them
+    predicted (a clip one run lacks gets none, and the submission says so)."""
     import pandas as pd
 
     names = list(tests)
-    ids = tests[names[0]]["id"].astype(str)
-    probas = [_proba(tests[n].set_index("id").loc[ids], labels) for n in names]
+    ids = _common_ids(tests, "test predictions")
+    probas = [
+        _proba(tests[n].assign(id=tests[n]["id"].astype(str)).set_index("id").loc[ids], labels) for n in names
+    ]
     fused = combiner.predict_proba(probas) if len(ids) else np.zeros((0, len(labels)))
-    out = pd.DataFrame({"id": ids.to_numpy(), "prediction": [labels[i] for i in fused.argmax(axis=1)]})
+    out = pd.DataFrame({"id": ids, "prediction": [labels[i] for i in fused.argmax(axis=1)]})
     for i, lab in enumerate(labels):
         out[f"proba_{lab}"] = fused[:, i]
     return out
