@@ -3,11 +3,12 @@
 Labels are those after each dataset's ``label_map``; a pair keeps the labels both corpora
 have, and the clips of other labels are dropped (and counted). The model is fitted as the
 run's final refit (``training.fit_final``: scaling, class weights, the grid's inner folds)
-on the training corpus, then predicts the test corpus's labelled clips as ``serflow
-predict`` would: speaker normalisation per speaker of the test corpus, test-domain
-normalisation over the test corpus. The diagonal is each corpus's own cross-validated score.
-With augmentation, the training corpus's copies of its fitted clips join them; a test
-corpus's copies are never used.
+on the training corpus, then predicts every clip of the test corpus as ``serflow predict``
+would (speaker normalisation per speaker of the test corpus, test-domain normalisation over
+it) and is scored on its clips of the shared labels. The diagonal is each corpus's own
+cross-validated score. With augmentation, the training corpus's copies of its fitted clips
+join them; a test corpus's copies are never used. ``compare_cells`` pairs the runs of each
+cell on the same test clips.
 """
 
 from __future__ import annotations
