@@ -44,8 +44,7 @@ def pooled(tables: dict):
 
     parts = []
     for name, t in tables.items():
-        t = t.copy()
-        t["id"] = name + "/" + t["id"].astype(str)
+        t = t.assign(id=name + "/" + t["id"].astype(str))
         t["speaker"] = t["speaker"].map(lambda s, n=name: None if s is None or s != s else f"{n}/{s}")
         parts.append(t)
     out = pd.concat(parts, ignore_index=True)
@@ -62,13 +61,13 @@ def pooled_copies(copies: dict):
 
     from serflow.features.tables import SOURCE_COLUMN
 
-    parts = []
-    for name, c in copies.items():
-        c = c.copy()
-        c["id"] = name + "/" + c["id"].astype(str)
-        c[SOURCE_COLUMN] = name + "/" + c[SOURCE_COLUMN].astype(str)
-        parts.append(c)
-    return pd.concat(parts, ignore_index=True)
+    return pd.concat(
+        [
+            c.assign(**{col: name + "/" + c[col].astype(str) for col in ("id", SOURCE_COLUMN)})
+            for name, c in copies.items()
+        ],
+        ignore_index=True,
+    )
 
 
 def train_test(
@@ -221,48 +220,34 @@ def compare_cells(results: dict, predictions: dict, n_boot: int = 1000, seed: in
     ``results``: run -> its cross-corpus result (JSON); ``predictions``: run -> its
     predictions table. Cells whose runs kept different labels are compared only among runs
     with the best's labels."""
-    from serflow.evaluation.comparison import ALPHA, paired_difference
+    from serflow.evaluation.comparison import compare_with_best
 
     cells: dict = {}
     for run, result in results.items():
-        loco = {(POOLED, b): c for b, c in result.get("leave_one_out", {}).items()}
         for a, row in result["matrix"].items():
             for b, c in row.items():
                 if a != b:
                     cells.setdefault((a, b), {})[run] = c
-        for key, c in loco.items():
-            cells.setdefault(key, {})[run] = c
+        for b, c in result.get("leave_one_out", {}).items():
+            cells.setdefault((POOLED, b), {})[run] = c
     out = []
     for (a, b), runs in cells.items():
         if len(runs) < 2:
             continue
         best = max(runs, key=lambda r: (runs[r]["uar"], r))
-        labels = runs[best]["labels"]
-        code = {lab: i for i, lab in enumerate(labels)}
-        frames = {r: predictions[r] for r in runs}
-        frames = {r: f[(f["train"] == a) & (f["test"] == b)].set_index("id") for r, f in frames.items()}
-        ref = frames[best]
-        compared = {}
-        for run in sorted(runs, key=lambda r: (-runs[r]["uar"], r)):
-            entry = {"uar": runs[run]["uar"], "uar_ci95": runs[run]["uar_ci95"]}
-            common = ref.index.intersection(frames[run].index)
-            if runs[run]["labels"] != labels or not len(common):
-                compared[run] = {**entry, "comparable": False}
-                continue
-            r, o = ref.loc[common], frames[run].loc[common]
-            speakers = r["speaker"]
-            groups = None if speakers.isna().any() else speakers.astype(str).to_numpy()
-            diff = paired_difference(
-                r["label"].map(code).to_numpy(),
-                o["prediction"].map(code).to_numpy(),
-                r["prediction"].map(code).to_numpy(),
-                len(labels),
-                groups=groups,
-                n_boot=n_boot,
-                seed=seed,
-            )
-            diff["distinguishable"] = run != best and diff["p_value"] < ALPHA
-            compared[run] = {**entry, "comparable": True, **diff}
+        frames = {
+            r: predictions[r][(predictions[r]["train"] == a) & (predictions[r]["test"] == b)] for r in runs
+        }
+        speakers = frames[best]["speaker"]
+        grouped = not speakers.isna().any()  # speakers resampled where all have one
+        n_speakers = int(speakers.nunique()) if grouped else 0
+        metrics = {
+            r: {"labels": runs[r]["labels"], "speaker_independent": grouped, "n_speakers": n_speakers}
+            for r in runs
+        }
+        paired = compare_with_best(frames, metrics, best, n_boot=n_boot, seed=seed)
+        ordered = sorted(runs, key=lambda r: (-runs[r]["uar"], r))
+        compared = {r: {"uar": runs[r]["uar"], "uar_ci95": runs[r]["uar_ci95"], **paired[r]} for r in ordered}
         out.append({"train": a, "test": b, "best": best, "runs": compared})
     return out
 

@@ -87,6 +87,17 @@ def _common_ids(frames: dict, what: str):
     return ids.to_numpy()
 
 
+def _rows(frame, ids):
+    """``frame``'s rows of ``ids`` (strings), in that order, indexed by id."""
+    return frame.assign(id=frame["id"].astype(str)).set_index("id").loc[ids]
+
+
+def _method(method: str, folds) -> str:
+    """The combiner a fusion over ``folds`` can fit: with one fold there is nothing to fit
+    one on but the fold itself, so it is the mean."""
+    return method if len(np.unique(folds)) > 1 else "mean"
+
+
 def aligned(runs: dict, facts: dict) -> tuple:
     """The base runs' out-of-fold predictions on the same clips in the same order, checked:
     the same labels and the same fold of every clip."""
@@ -96,7 +107,7 @@ def aligned(runs: dict, facts: dict) -> tuple:
         if facts[name]["labels"] != labels:
             raise ValueError(f"runs {names[0]} and {name} predict different labels: fusion needs the same")
     ids = _common_ids(runs, "out-of-fold predictions")
-    frames = {n: runs[n].assign(id=runs[n]["id"].astype(str)).set_index("id").loc[ids] for n in names}
+    frames = {n: _rows(runs[n], ids) for n in names}
     for name in names[1:]:
         if not (frames[name]["fold"].to_numpy() == frames[names[0]]["fold"].to_numpy()).all():
             raise ValueError(
@@ -119,12 +130,10 @@ def fuse_runs(runs: dict, facts: dict, method: str):
     probas = [_proba(frames[n], labels) for n in names]
     fused = np.zeros_like(probas[0])
     params = {}
+    effective = _method(method, folds)
     for k in np.unique(folds):
         test, train = folds == k, folds != k
-        if not train.any():  # one fold (a hold-out split): nothing to fit on but the fold itself
-            combiner = Combiner("mean", len(labels)).fit([p[test] for p in probas], y[test])
-        else:
-            combiner = Combiner(method, len(labels)).fit([p[train] for p in probas], y[train])
+        combiner = Combiner(effective, len(labels)).fit([p[train] for p in probas], y[train])
         fused[test] = combiner.predict_proba([p[test] for p in probas])
         params[int(k)] = combiner.describe()
     predictions = pd.DataFrame(
@@ -138,7 +147,6 @@ def fuse_runs(runs: dict, facts: dict, method: str):
     )
     for i, lab in enumerate(labels):
         predictions[f"proba_{lab}"] = fused[:, i]
-    effective = method if len(np.unique(folds)) > 1 else "mean"  # as final_combiner
     first = facts[names[0]]
     norms = ", ".join(f"{n}: {facts[n]['speaker_norm']}" for n in names)
     out = {
@@ -179,8 +187,7 @@ def final_combiner(runs: dict, facts: dict, method: str) -> Combiner:
     """The combiner fitted on every clip's out-of-fold probabilities (for the refitted runs)."""
     frames, labels = aligned(runs, facts)
     names = list(frames)
-    if frames[names[0]]["fold"].nunique() < 2:
-        method = "mean"  # one fold: its combiner was the mean (nothing to fit on), so the saved one is too
+    method = _method(method, frames[names[0]]["fold"])  # as the folds' combiners: what was scored
     y = frames[names[0]]["label"].astype(str).map({lab: i for i, lab in enumerate(labels)}).to_numpy()
     return Combiner(method, len(labels)).fit([_proba(frames[n], labels) for n in names], y)
 
@@ -192,9 +199,7 @@ def fuse_test(tests: dict, combiner: Combiner, labels) -> object:
 
     names = list(tests)
     ids = _common_ids(tests, "test predictions")
-    probas = [
-        _proba(tests[n].assign(id=tests[n]["id"].astype(str)).set_index("id").loc[ids], labels) for n in names
-    ]
+    probas = [_proba(_rows(tests[n], ids), labels) for n in names]
     fused = combiner.predict_proba(probas) if len(ids) else np.zeros((0, len(labels)))
     out = pd.DataFrame({"id": ids, "prediction": [labels[i] for i in fused.argmax(axis=1)]})
     for i, lab in enumerate(labels):
